@@ -1,0 +1,138 @@
+"""Loss terms as small modules that hold their targets as buffers and return one value per batch item.
+
+Three normalisation conventions (``norm``), written into every recipe because loss weights are not portable:
+
+- ``relative`` (impasto): G = F Fᵀ / (H·W);  style_l = ‖G − Ĝ‖² / ‖Ĝ‖²;  content_l = ‖F − F̂‖² / ‖F̂‖².
+  Both are ratios, so a weight means the same at any image size and for either weight source.
+- ``classic`` (the PyTorch exercise): G = F Fᵀ;  style_l = mean((G − Ĝ)²) / (C·H·W);  content = mean((F − F̂)²).
+- ``jcjohnson`` (neural-style): G = F Fᵀ / (C·H·W);  style_l = mean((G − Ĝ)²);  content = mean((F − F̂)²).
+
+Every module takes an optional spatial ``guide`` (B|1, 1, H, W) in [0, 1] that weights positions (for masks later).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+EPS = 1e-8
+
+
+def _guided(feat: torch.Tensor, guide: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features weighted by a guide resized to them, and the number of (weighted) positions per item."""
+    b, _, h, w = feat.shape
+    if guide is None:
+        return feat, torch.full((b,), float(h * w), device=feat.device, dtype=feat.dtype)
+    g = F.interpolate(guide.to(feat.dtype), size=(h, w), mode="area")  # (B|1, 1, h, w)
+    return feat * g.sqrt(), g.flatten(1).sum(1).expand(b).clamp_min(1.0)
+
+
+def gram_matrix(feat: torch.Tensor, norm: str = "relative", guide: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, C, H, W) → (B, C, C), computed in fp32 (half-precision Grams overflow)."""
+    feat = feat.float()
+    b, c, _, _ = feat.shape
+    feat, positions = _guided(feat, guide)
+    flat = feat.reshape(b, c, -1)
+    gram = flat @ flat.transpose(1, 2)
+    if norm == "relative":
+        return gram / positions.view(b, 1, 1)
+    if norm == "jcjohnson":
+        return gram / (positions.view(b, 1, 1) * c)
+    return gram  # classic: unnormalised
+
+
+class ContentLoss(nn.Module):
+    def __init__(self, target: torch.Tensor, norm: str = "relative") -> None:
+        super().__init__()
+        self.norm = norm
+        self.register_buffer("target", target.detach().float())  # (B|1, C, H, W)
+        self.register_buffer("scale", self.target.pow(2).flatten(1).sum(1).add(EPS))  # (B|1,)
+
+    def forward(self, feat: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:  # → (B,)
+        diff = (feat.float() - self.target).pow(2)
+        if guide is not None:
+            diff = diff * F.interpolate(guide.to(diff.dtype), size=diff.shape[-2:], mode="area")
+        if self.norm == "relative":
+            return diff.flatten(1).sum(1) / self.scale
+        return diff.flatten(1).mean(1)
+
+
+class GramLoss(nn.Module):
+    """Gatys et al.'s style loss at one layer, against a (blended) target Gram matrix."""
+
+    def __init__(self, target_gram: torch.Tensor, norm: str = "relative") -> None:
+        super().__init__()
+        self.norm = norm
+        self.register_buffer("target", target_gram.detach().float())  # (B|1, C, C)
+        self.register_buffer("scale", self.target.pow(2).flatten(1).sum(1).add(EPS))
+
+    @staticmethod
+    def stats(feat: torch.Tensor, norm: str = "relative", guide: torch.Tensor | None = None) -> torch.Tensor:
+        return gram_matrix(feat, norm, guide)
+
+    def forward(self, feat: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
+        gram = gram_matrix(feat, self.norm, guide)
+        diff = (gram - self.target).pow(2).flatten(1)
+        if self.norm == "relative":
+            return diff.sum(1) / self.scale
+        c, h, w = feat.shape[1:]
+        loss = diff.mean(1)
+        return loss / (c * h * w) if self.norm == "classic" else loss
+
+
+class WassersteinLoss(nn.Module):
+    """Squared 2-Wasserstein distance between Gaussians fitted to the features (means and covariances).
+
+    W² = ‖μ − μ̂‖² + tr(Σ) + tr(Σ̂) − 2 tr((Σ̂^½ Σ Σ̂^½)^½). The target's square root is computed once; each step
+    needs only the eigenvalues of a symmetric matrix, whose gradient is stable (eigenvectors' is not).
+    Normalised by ‖μ̂‖² + tr(Σ̂) so that it is a ratio like the relative Gram loss.
+    """
+
+    def __init__(self, target_stats: torch.Tensor, norm: str = "relative") -> None:
+        super().__init__()
+        # target_stats: (B|1, C, C+1): covariance then mean as the last column (so blends are one tensor).
+        cov, mean = target_stats[..., :-1].double(), target_stats[..., -1].double()
+        vals, vecs = torch.linalg.eigh(cov)
+        sqrt = vecs @ torch.diag_embed(vals.clamp_min(0).sqrt()) @ vecs.transpose(-1, -2)
+        self.register_buffer("mean", mean.float())
+        self.register_buffer("cov_sqrt", sqrt.float())
+        self.register_buffer("trace", torch.diagonal(cov, dim1=-2, dim2=-1).sum(-1).float())
+        self.register_buffer("scale", (mean.pow(2).sum(-1) + self.trace.double()).float().add(EPS))
+
+    @staticmethod
+    def stats(feat: torch.Tensor, norm: str = "relative", guide: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, H, W) → (B, C, C+1): second moment minus mean outer product (covariance), and the mean."""
+        feat = feat.float()
+        b, c, _, _ = feat.shape
+        feat, positions = _guided(feat, guide)
+        flat = feat.reshape(b, c, -1)
+        mean = flat.sum(-1) / positions.view(b, 1)
+        second = flat @ flat.transpose(1, 2) / positions.view(b, 1, 1)
+        cov = second - mean.unsqueeze(2) * mean.unsqueeze(1)
+        return torch.cat([cov, mean.unsqueeze(-1)], dim=-1)
+
+    def forward(self, feat: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
+        s = self.stats(feat, guide=guide)
+        cov, mean = s[..., :-1], s[..., -1]
+        m = self.cov_sqrt @ cov @ self.cov_sqrt
+        m = (m + m.transpose(-1, -2)) / 2
+        cross = torch.linalg.eigvalsh(m).clamp_min(1e-8).sqrt().sum(-1)
+        trace = torch.diagonal(cov, dim1=-2, dim2=-1).sum(-1)
+        w2 = (mean - self.mean).pow(2).sum(-1) + trace + self.trace - 2 * cross
+        return w2.clamp_min(0) / self.scale
+
+
+STYLE_LOSSES: dict[str, type[nn.Module]] = {"gram": GramLoss, "wasserstein": WassersteinLoss}
+
+
+def tv_loss(img: torch.Tensor, norm: str = "relative") -> torch.Tensor:
+    """Total variation of (B, 3, H, W) images in [0, 1]: mean squared difference of neighbours → (B,).
+
+    ``jcjohnson`` sums the squared differences on the 0-255 scale, as neural-style does.
+    """
+    dx = (img[..., :, 1:] - img[..., :, :-1]).pow(2)
+    dy = (img[..., 1:, :] - img[..., :-1, :]).pow(2)
+    if norm == "jcjohnson":
+        return (dx.flatten(1).sum(1) + dy.flatten(1).sum(1)) * 255.0**2
+    return dx.flatten(1).mean(1) + dy.flatten(1).mean(1)

@@ -1,0 +1,31 @@
+"""A memory estimate from the layer shapes, checked before a run so that it is refused rather than killed."""
+
+from __future__ import annotations
+
+from .vgg import LAYER_INDEX, LAYER_NAMES
+
+_CHANNELS = (64, 128, 256, 512, 512)
+WEIGHT_BYTES = 80_000_000  # the 16 convolutions in fp32
+
+
+def estimate_bytes(height: int, width: int, layers: list[str], batch: int = 1, lbfgs_history: int = 0) -> int:
+    """Peak bytes of one optimisation step: activations kept for backward (fp32), their gradients, the weights.
+
+    Each conv/relu output is stored once for backward and its gradient is alive once during backward (×2); pooling
+    keeps its input's indices. The constant 1.3 covers allocator slack and temporaries (measured, bench/memory.py).
+    """
+    if not layers:
+        return WEIGHT_BYTES
+    last = max(LAYER_INDEX[name] for name in layers)
+    total = 0
+    h, w = height, width
+    for name in LAYER_NAMES[: last + 1]:
+        block = int(name[4])
+        if name.startswith("pool"):
+            h, w = h // 2, w // 2
+            total += _CHANNELS[block - 1] * h * w
+        else:
+            total += _CHANNELS[block - 1] * h * w
+    per_image = total * 4 * 2 + 3 * height * width * 4 * (8 + 2 * lbfgs_history)
+    grams = sum(_CHANNELS[int(n[4]) - 1] ** 2 for n in layers) * 4 * 4
+    return int((per_image + grams) * batch * 1.3) + WEIGHT_BYTES

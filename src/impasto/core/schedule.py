@@ -1,0 +1,33 @@
+"""Coarse-to-fine schedule (Gatys et al. 2017; crowsonkb): pure functions of sizes."""
+
+from __future__ import annotations
+
+import math
+
+
+def fit_long_side(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """(h, w) with the same aspect ratio and the given long side (each at least 1)."""
+    s = long_side / max(height, width)
+    return max(1, round(height * s)), max(1, round(width * s))
+
+
+def scale_sizes(final: tuple[int, int], start: int | None, factor: float = math.sqrt(2)) -> list[tuple[int, int]]:
+    """(h, w) of every scale: long side ``start``, × ``factor`` each time, ending exactly at ``final``.
+
+    A scale within 10% of the final size is merged into it (a step too small to be worth a separate scale).
+    """
+    h, w = final
+    long_final = max(h, w)
+    if start is None or start >= long_final:
+        return [final]
+    longs: list[int] = []
+    long = float(start)
+    while long * 1.1 < long_final:
+        longs.append(round(long))
+        long *= factor
+    sizes = [fit_long_side(h, w, n) for n in longs]
+    return [*sizes, final]
+
+
+def steps_per_scale(n_scales: int, steps: int, first_steps: int | None) -> list[int]:
+    return [first_steps or steps] + [steps] * (n_scales - 1)

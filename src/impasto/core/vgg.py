@@ -1,0 +1,106 @@
+"""VGG19's convolutional part with named layers, run only as deep as asked.
+
+The module list has torchvision's layout (``features.0.weight`` … ``features.34.bias``), so a torchvision state dict
+loads as is and torchvision's indices ("21" is conv4_2) map to names. Unlike torchvision, the ReLUs are not in place:
+an activation stored as ``conv4_2`` really is the convolution's output (the classic exercise's ``conv4_2`` was in fact
+``relu4_2``, because the in-place ReLU overwrote it).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import nn
+
+# Convolutions per block, as in Simonyan & Zisserman's configuration E.
+_BLOCKS = (2, 2, 4, 4, 4)
+_CHANNELS = (64, 128, 256, 512, 512)
+
+
+def _layer_names() -> tuple[str, ...]:
+    names: list[str] = []
+    for block, n in enumerate(_BLOCKS, start=1):
+        for i in range(1, n + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return tuple(names)
+
+
+LAYER_NAMES: tuple[str, ...] = _layer_names()  # 37 names, index = torchvision's index
+LAYER_INDEX: dict[str, int] = {name: i for i, name in enumerate(LAYER_NAMES)}
+CONV_NAMES: tuple[str, ...] = tuple(n for n in LAYER_NAMES if n.startswith("conv"))
+
+
+def resolve_layer(name: str | int) -> str:
+    """A layer name from a name or torchvision index ("21" → conv4_2); unknown names raise with a suggestion."""
+    text = str(name).strip()
+    if text.isdigit():
+        idx = int(text)
+        if 0 <= idx < len(LAYER_NAMES):
+            return LAYER_NAMES[idx]
+        raise ValueError(f"layer index {idx} is out of range: VGG19 has indices 0..{len(LAYER_NAMES) - 1}")
+    key = text.lower()
+    if key in LAYER_INDEX:
+        return key
+    close = difflib.get_close_matches(key, LAYER_NAMES, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise ValueError(f"unknown layer {text!r}{hint}; valid layers: {', '.join(LAYER_NAMES)}")
+
+
+class VGG19(nn.Module):
+    """VGG19 features with its input preprocessing built in.
+
+    ``forward(rgb, layers)`` takes RGB in [0, 1], shape (B, 3, H, W), and returns ``{name: activation}`` for the
+    requested layers, running the network only up to the deepest of them.
+    """
+
+    def __init__(self, preprocess: nn.Module, pooling: str = "max") -> None:
+        super().__init__()
+        if pooling not in ("max", "avg"):
+            raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
+        self.preprocess = preprocess
+        self.pooling = pooling
+        modules: list[nn.Module] = []
+        in_ch = 3
+        for block, (n, ch) in enumerate(zip(_BLOCKS, _CHANNELS)):
+            for _ in range(n):
+                modules += [nn.Conv2d(in_ch, ch, kernel_size=3, padding=1), nn.ReLU(inplace=False)]
+                in_ch = ch
+            # Departure (Gatys et al. use average pooling): max is the default because the networks were trained
+            # with it; "avg" is the paper's choice. Average pooling is scaled by 2 (crowsonkb) so activations keep
+            # roughly the magnitude the following layers were trained on.
+            modules.append(nn.MaxPool2d(2, 2) if pooling == "max" else _ScaledAvgPool())
+        self.features = nn.Sequential(*modules)
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, rgb: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
+        wanted = {resolve_layer(layer) for layer in layers}
+        if not wanted:
+            return {}
+        last = max(LAYER_INDEX[name] for name in wanted)
+        out: dict[str, torch.Tensor] = {}
+        x = self.preprocess(rgb)
+        for idx in range(last + 1):
+            x = self.features[idx](x)
+            name = LAYER_NAMES[idx]
+            if name in wanted:
+                out[name] = x
+        return out
+
+    def shapes(self, height: int, width: int, layers: Sequence[str] = LAYER_NAMES) -> dict[str, tuple[int, int, int]]:
+        """(C, H, W) of each layer for an input size, computed from the architecture without running it."""
+        result = {}
+        for name in layers:
+            h, w = height, width
+            for _ in range(int(name[4]) - (0 if name.startswith("pool") else 1)):
+                h, w = h // 2, w // 2
+            result[name] = (_CHANNELS[int(name[4]) - 1], h, w)
+        return result
+
+
+class _ScaledAvgPool(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.avg_pool2d(x, 2, 2) * 2.0

@@ -1,0 +1,1 @@
+"""Input and output: images (paths, URLs, PIL), atomic saves, PNG recipe metadata."""
