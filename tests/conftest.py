@@ -1,0 +1,40 @@
+"""Shared fixtures: tiny generated images (the suite never needs ../shared), a random-weight VGG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from impasto.samples import sample_content, sample_style
+
+
+@pytest.fixture(scope="session")
+def content_img():
+    return sample_content(64, 48, seed=1)
+
+
+@pytest.fixture(scope="session")
+def style_img():
+    return sample_style(48, 48, seed=2)
+
+
+@pytest.fixture(scope="session")
+def style2_img():
+    return sample_style(40, 56, seed=3).rotate(90, expand=True)
+
+
+@pytest.fixture
+def image_files(tmp_path: Path, content_img, style_img, style2_img) -> dict[str, Path]:
+    paths = {"content": tmp_path / "content.png", "style": tmp_path / "style.png", "style2": tmp_path / "style2.png"}
+    content_img.save(paths["content"])
+    style_img.save(paths["style"])
+    style2_img.save(paths["style2"])
+    return paths
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    yield
