@@ -19,6 +19,11 @@ from torch import nn
 EPS = 1e-8
 
 
+def _f32(t: torch.Tensor) -> torch.Tensor:
+    """Half precision → fp32 for Grams and losses (fp16 Grams overflow); fp32/fp64 stay as they are."""
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
 def _guided(feat: torch.Tensor, guide: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Features weighted by a guide resized to them, and the number of (weighted) positions per item."""
     b, _, h, w = feat.shape
@@ -30,7 +35,7 @@ def _guided(feat: torch.Tensor, guide: torch.Tensor | None) -> tuple[torch.Tenso
 
 def gram_matrix(feat: torch.Tensor, norm: str = "relative", guide: torch.Tensor | None = None) -> torch.Tensor:
     """(B, C, H, W) → (B, C, C), computed in fp32 (half-precision Grams overflow)."""
-    feat = feat.float()
+    feat = _f32(feat)
     b, c, _, _ = feat.shape
     feat, positions = _guided(feat, guide)
     flat = feat.reshape(b, c, -1)
@@ -46,11 +51,11 @@ class ContentLoss(nn.Module):
     def __init__(self, target: torch.Tensor, norm: str = "relative") -> None:
         super().__init__()
         self.norm = norm
-        self.register_buffer("target", target.detach().float())  # (B|1, C, H, W)
+        self.register_buffer("target", _f32(target.detach()))  # (B|1, C, H, W)
         self.register_buffer("scale", self.target.pow(2).flatten(1).sum(1).add(EPS))  # (B|1,)
 
     def forward(self, feat: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:  # → (B,)
-        diff = (feat.float() - self.target).pow(2)
+        diff = (_f32(feat) - self.target).pow(2)
         if guide is not None:
             diff = diff * F.interpolate(guide.to(diff.dtype), size=diff.shape[-2:], mode="area")
         if self.norm == "relative":
@@ -64,7 +69,7 @@ class GramLoss(nn.Module):
     def __init__(self, target_gram: torch.Tensor, norm: str = "relative") -> None:
         super().__init__()
         self.norm = norm
-        self.register_buffer("target", target_gram.detach().float())  # (B|1, C, C)
+        self.register_buffer("target", _f32(target_gram.detach()))  # (B|1, C, C)
         self.register_buffer("scale", self.target.pow(2).flatten(1).sum(1).add(EPS))
 
     @staticmethod
@@ -95,15 +100,16 @@ class WassersteinLoss(nn.Module):
         cov, mean = target_stats[..., :-1].double(), target_stats[..., -1].double()
         vals, vecs = torch.linalg.eigh(cov)
         sqrt = vecs @ torch.diag_embed(vals.clamp_min(0).sqrt()) @ vecs.transpose(-1, -2)
-        self.register_buffer("mean", mean.float())
-        self.register_buffer("cov_sqrt", sqrt.float())
-        self.register_buffer("trace", torch.diagonal(cov, dim1=-2, dim2=-1).sum(-1).float())
-        self.register_buffer("scale", (mean.pow(2).sum(-1) + self.trace.double()).float().add(EPS))
+        dtype = _f32(target_stats).dtype
+        self.register_buffer("mean", mean.to(dtype))
+        self.register_buffer("cov_sqrt", sqrt.to(dtype))
+        self.register_buffer("trace", torch.diagonal(cov, dim1=-2, dim2=-1).sum(-1).to(dtype))
+        self.register_buffer("scale", (mean.pow(2).sum(-1) + self.trace.double()).to(dtype).add(EPS))
 
     @staticmethod
     def stats(feat: torch.Tensor, norm: str = "relative", guide: torch.Tensor | None = None) -> torch.Tensor:
         """(B, C, H, W) → (B, C, C+1): second moment minus mean outer product (covariance), and the mean."""
-        feat = feat.float()
+        feat = _f32(feat)
         b, c, _, _ = feat.shape
         feat, positions = _guided(feat, guide)
         flat = feat.reshape(b, c, -1)

@@ -1,0 +1,189 @@
+"""The optimisation loop, the schedule, colour control, batching, state and the package's layering."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+
+import impasto
+from impasto.api import pil_to_tensor
+from impasto.config import StyleConfig
+from impasto.core import colour
+from impasto.core.events import StopToken
+from impasto.core.optimize import Objective, optimize, resize
+from impasto.core.schedule import scale_sizes, steps_per_scale
+from impasto.weights import load_vgg
+
+SMALL = dict(size=48, start_size=None, steps=8, first_steps=None)
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    return load_vgg("bundled")
+
+
+@pytest.fixture
+def tensors(content_img, style_img, style2_img):
+    from impasto.io.images import resize_long
+
+    return (pil_to_tensor(resize_long(content_img, 48)), pil_to_tensor(resize_long(style_img, 48)),
+            pil_to_tensor(resize_long(style2_img, 48)))
+
+
+@pytest.mark.parametrize("optimizer,lr", [("adam", 0.02), ("lbfgs", 1.0)])
+def test_both_optimisers_lower_the_loss(vgg, tensors, optimizer, lr):
+    content, style, _ = tensors
+    cfg = StyleConfig(**SMALL, optimizer=optimizer, lr=lr, style_weight=100.0)
+    state = optimize(vgg, content, [style], [cfg])
+    totals = [h["total"] for h in state.history[0]]
+    assert state.status == "done" and len(totals) == 8
+    assert totals[-1] < 0.7 * totals[0]
+
+
+def test_seed_makes_runs_reproducible(vgg, tensors):
+    content, style, _ = tensors
+    a = optimize(vgg, content, [style], [StyleConfig(**SMALL, init="noise", seed=7)]).images[0]
+    b = optimize(vgg, content, [style], [StyleConfig(**SMALL, init="noise", seed=7)]).images[0]
+    c = optimize(vgg, content, [style], [StyleConfig(**SMALL, init="noise", seed=8)]).images[0]
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_blend_one_zero_equals_the_single_style_target(vgg, tensors):
+    content, style, style2 = tensors
+    single = Objective(vgg, content, [style], [StyleConfig(**SMALL)])
+    blended = Objective(vgg, content, [style, style2], [StyleConfig(**SMALL, style_blend=(1.0, 0.0))])
+    for k in single.style_losses:
+        torch.testing.assert_close(single.style_losses[k].target, blended.style_losses[k].target)
+    half = Objective(vgg, content, [style, style2], [StyleConfig(**SMALL, style_blend=(3.0, 3.0))])
+    other = Objective(vgg, content, [style2], [StyleConfig(**SMALL)])
+    k = "relu3_1"
+    mid = (single.style_losses[k].target + other.style_losses[k].target) / 2  # weights normalised to sum 1
+    torch.testing.assert_close(half.style_losses[k].target, mid)
+
+
+def test_schedule_ends_at_the_requested_size():
+    sizes = scale_sizes((300, 451), 128)
+    assert sizes[-1] == (300, 451) and sizes[0][1] == 128
+    assert all(b[1] > a[1] for a, b in zip(sizes, sizes[1:]))
+    assert scale_sizes((64, 64), None) == [(64, 64)] and scale_sizes((64, 64), 128) == [(64, 64)]
+    assert steps_per_scale(3, 100, 200) == [200, 100, 100]
+    for final in [(512, 384), (2048, 1365), (130, 97)]:
+        assert scale_sizes(final, 128)[-1] == final
+
+
+def test_each_scale_starts_from_the_previous_result(vgg, tensors):
+    content, style, _ = tensors
+    cfg = StyleConfig(size=48, start_size=24, steps=1, first_steps=1, lr=1e-12, init="noise", seed=3)
+    seen = []
+    state = optimize(vgg, content, [style], [cfg], callback=lambda s: seen.append((s.size, s.image())))
+    sizes = [s for s, _ in seen]
+    assert sizes[0] == (18, 24) and sizes[-1] == (36, 48)
+    # With a vanishing learning rate each scale's image is the previous one upsampled: noise, not the content.
+    g = torch.Generator().manual_seed(3)
+    noise = torch.rand((1, 3, 18, 24), generator=g)
+    expected = noise
+    for size in sizes[1:]:
+        expected = resize(expected, size)
+    torch.testing.assert_close(state.images[0], expected, atol=1e-4, rtol=0)
+
+
+def test_stop_and_resume_equal_an_uninterrupted_run(vgg, tensors):
+    content, style, _ = tensors
+    cfg = StyleConfig(size=48, start_size=32, steps=4, first_steps=4)
+    full = optimize(vgg, content, [style], [cfg])
+    stop = StopToken()
+    part = optimize(vgg, content, [style], [cfg], stop=stop,
+                    callback=lambda s: stop.stop("test") if s.step == 5 else None)
+    assert part.status == "cancelled" and part.step == 5
+    done = optimize(vgg, content, [style], [cfg], state=part)
+    assert done.status == "done" and done.step == 8
+    torch.testing.assert_close(done.images[0], full.images[0], atol=1e-4, rtol=0)
+
+
+def test_batch_equals_one_by_one(vgg, tensors):
+    content, style, style2 = tensors
+    cfgs = [StyleConfig(**SMALL, style_weight=w, lr=lr) for w, lr in ((10.0, 0.02), (100.0, 0.05))]
+    cfgs.append(StyleConfig(**SMALL, style_layers=(("relu2_1", 1.0),), content_layers=("relu3_1",)))
+    batch = optimize(vgg, content, [style], cfgs)
+    for i, cfg in enumerate(cfgs):
+        alone = optimize(vgg, content, [style], [cfg])
+        torch.testing.assert_close(batch.images[i], alone.images[0], atol=2e-3, rtol=0)
+
+
+def test_nan_stops_and_keeps_the_last_finite_image(vgg, tensors, monkeypatch):
+    content, style, _ = tensors
+    calls = {"n": 0}
+    real = Objective.__call__
+
+    def poisoned(self, img):
+        calls["n"] += 1
+        terms = real(self, img)
+        if calls["n"] == 4:
+            terms = {k: v * float("nan") for k, v in terms.items()}
+        return terms
+
+    monkeypatch.setattr(Objective, "__call__", poisoned)
+    images = []
+    state = optimize(vgg, content, [style], [StyleConfig(**SMALL)], callback=lambda s: images.append(s.image()))
+    assert state.status == "diverged" and "lower the learning rate" in state.message
+    assert len(images) == 3 and torch.isfinite(state.images[0]).all()
+    torch.testing.assert_close(state.images[0][0], images[-1])
+
+
+def test_luminance_transfer_keeps_the_content_chroma(content_img, style_img):
+    r = impasto.stylize(content_img, style_img, **SMALL, preserve_color="luminance", progress=False)
+    out = colour.rgb_to_ycbcr(pil_to_tensor(r.image))
+    from impasto.io.images import resize_exact
+
+    ref = colour.rgb_to_ycbcr(pil_to_tensor(resize_exact(content_img, r.image.height, r.image.width)))
+    # Chroma equal up to 8-bit rounding and clamping; luminance changed by the style.
+    assert (out[:, 1:] - ref[:, 1:]).abs().mean() < 0.01
+    assert (out[:, :1] - ref[:, :1]).abs().mean() > 0.01
+
+
+def test_histogram_matching_gives_the_target_mean_and_covariance():
+    g = torch.Generator().manual_seed(0)
+    source = torch.rand(1, 3, 32, 32, generator=g) * 0.5 + 0.1
+    target = torch.rand(1, 3, 32, 32, generator=g) * 0.3 + 0.4
+    target[:, 0] = target[:, 0] * 0.5 + target[:, 1] * 0.5  # correlated channels
+    out = colour.match_histogram(source, target)
+    m_o, c_o = colour._mean_cov(out[0])
+    m_t, c_t = colour._mean_cov(target[0])
+    torch.testing.assert_close(m_o, m_t, atol=1e-4, rtol=0)
+    torch.testing.assert_close(c_o, c_t, atol=1e-4, rtol=0)
+
+
+def test_ycbcr_round_trip():
+    x = torch.rand(2, 3, 5, 7)
+    torch.testing.assert_close(colour.ycbcr_to_rgb(colour.rgb_to_ycbcr(x)), x, atol=1e-5, rtol=0)
+
+
+def test_core_imports_nothing_above_it():
+    core = Path(impasto.__file__).parent / "core"
+    for path in core.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level <= 1, f"{path.name} imports from above core"
+                assert not (node.module or "").startswith("impasto") or (node.module or "").startswith("impasto.core")
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("impasto") and not a.name.startswith("impasto.core")
+                               for a in node.names), path.name
+
+
+def test_public_api_is_sorted_and_importable():
+    assert impasto.__all__ == sorted(impasto.__all__)
+    for name in impasto.__all__:
+        assert hasattr(impasto, name), name
+
+
+def test_every_module_imports():
+    import importlib
+    import pkgutil
+
+    for mod in pkgutil.walk_packages(impasto.__path__, "impasto."):
+        if not mod.name.endswith("__main__"):
+            importlib.import_module(mod.name)

@@ -1,0 +1,180 @@
+"""VGG19: names ↔ modules ↔ shapes, truncation, the three weight sources and their preprocessing (oracle tests)."""
+
+from __future__ import annotations
+
+import urllib.error
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from impasto import weights as W
+from impasto.core.preprocess import CaffePreprocess, TorchvisionPreprocess
+from impasto.core.vgg import CONV_NAMES, LAYER_INDEX, LAYER_NAMES, VGG19, resolve_layer
+from impasto.errors import WeightsError
+
+
+def random_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    model = VGG19(TorchvisionPreprocess())
+    return {k: torch.randn(v.shape, generator=g) * 0.05 for k, v in model.state_dict().items()}
+
+
+def test_layer_names_map_to_modules():
+    model = VGG19(CaffePreprocess())
+    assert len(LAYER_NAMES) == len(model.features) == 37
+    assert LAYER_NAMES[:5] == ("conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1")
+    assert LAYER_NAMES[-1] == "pool5" and LAYER_INDEX["conv4_2"] == 21 and LAYER_INDEX["conv5_1"] == 28
+    for name, module in zip(LAYER_NAMES, model.features):
+        kind = {"conv": nn.Conv2d, "relu": nn.ReLU, "pool": nn.MaxPool2d}[name[:4]]
+        assert isinstance(module, kind), name
+        if name.startswith("relu"):
+            assert not module.inplace  # the classic exercise's trap
+    assert model.features[LAYER_INDEX["conv3_4"]].out_channels == 256
+    assert len(CONV_NAMES) == 16
+
+
+def test_torchvision_indices_and_unknown_names():
+    assert resolve_layer("21") == "conv4_2"
+    assert resolve_layer(0) == "conv1_1"
+    assert resolve_layer(" ReLU4_2 ") == "relu4_2"
+    with pytest.raises(ValueError, match=r"did you mean relu4_2\?.*valid layers: conv1_1"):
+        resolve_layer("relu4_22")
+    with pytest.raises(ValueError, match="out of range"):
+        resolve_layer("37")
+
+
+def test_shapes_and_truncation_match_the_full_network():
+    model = VGG19(TorchvisionPreprocess())
+    model.load_state_dict(random_state(), strict=False)
+    x = torch.rand(1, 3, 40, 56)
+    full = {}
+    h = model.preprocess(x)
+    for name, module in zip(LAYER_NAMES, model.features):  # explicit loop over every module: the oracle
+        h = module(h)
+        full[name] = h
+    shapes = model.shapes(40, 56)
+    for name in LAYER_NAMES:
+        assert tuple(full[name].shape[1:]) == shapes[name], name
+    out = model(x, ["relu2_1", "conv1_1"])
+    assert set(out) == {"relu2_1", "conv1_1"}
+    torch.testing.assert_close(out["relu2_1"], full["relu2_1"])
+    torch.testing.assert_close(out["conv1_1"], full["conv1_1"])
+
+
+def test_forward_stops_at_the_deepest_requested_layer(monkeypatch):
+    model = VGG19(CaffePreprocess())
+    calls = []
+    for i, m in enumerate(model.features):
+        m.register_forward_hook(lambda *_, i=i: calls.append(i))
+    model(torch.rand(1, 3, 32, 32), ["relu2_1"])
+    assert max(calls) == LAYER_INDEX["relu2_1"]
+
+
+def test_avg_pooling_is_scaled_average():
+    model = VGG19(CaffePreprocess(), pooling="avg")
+    x = torch.rand(1, 64, 8, 8)
+    torch.testing.assert_close(model.features[4](x), F.avg_pool2d(x, 2) * 2)
+    with pytest.raises(ValueError):
+        VGG19(CaffePreprocess(), pooling="median")
+
+
+def test_bundled_dequantisation_spot_check():
+    raw = torch.load(W.bundled_path(), map_location="cpu", weights_only=True)
+    state, pre = W.normalize_state_dict(raw, "bundled")
+    assert pre == "caffe"
+    q, table = raw["block3_conv2_W_q"], raw["block3_conv2_W_table"]
+    w = state[f"features.{LAYER_INDEX['conv3_2']}.weight"]
+    assert w.shape == (256, 256, 3, 3) and q.shape == w.shape
+    for idx in [(0, 0, 0, 0), (17, 200, 1, 2), (255, 255, 2, 2)]:
+        assert w[idx].item() == table[q[idx].long()].item()
+    assert len(torch.unique(w)) <= 256
+    torch.testing.assert_close(state["features.0.bias"], raw["block1_conv1_b"])
+
+
+def test_bundled_preprocessing_matches_a_hand_built_caffe_pipeline():
+    model = W.load_vgg("bundled")
+    state, _ = W.load_state_dict("bundled")
+    rgb = torch.rand(1, 3, 24, 20)
+    # Caffe by hand: 0-255, channels reversed to BGR, BGR mean subtracted, then conv/relu/conv/relu/pool/conv.
+    x = rgb[:, [2, 1, 0]] * 255.0 - torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
+    x = F.relu(F.conv2d(x, state["features.0.weight"], state["features.0.bias"], padding=1))
+    relu1_1 = x
+    x = F.relu(F.conv2d(x, state["features.2.weight"], state["features.2.bias"], padding=1))
+    x = F.max_pool2d(x, 2)
+    conv2_1 = F.conv2d(x, state["features.5.weight"], state["features.5.bias"], padding=1)
+    out = model(rgb, ["relu1_1", "conv2_1"])
+    torch.testing.assert_close(out["relu1_1"], relu1_1, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(out["conv2_1"], conv2_1, rtol=1e-4, atol=1e-2)
+    # Round trip of the preprocessing itself.
+    torch.testing.assert_close(model.preprocess.inverse(model.preprocess(rgb)), rgb, rtol=1e-5, atol=1e-5)
+
+
+def test_torchvision_layout_file_and_hub_share_one_path(tmp_path, monkeypatch):
+    state = random_state(1)
+    path = tmp_path / "vgg19-test.pth"
+    torch.save(state, path)
+    from_file = W.load_vgg(str(path))
+    assert isinstance(from_file.preprocess, TorchvisionPreprocess)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda url, **kw: torch.load(path, weights_only=True))
+    W.load_vgg.cache_clear()
+    from_hub = W.load_vgg("torchvision")
+    W.load_vgg.cache_clear()
+    rgb = torch.rand(1, 3, 16, 16)
+    a, b = from_file(rgb, ["relu1_2"])["relu1_2"], from_hub(rgb, ["relu1_2"])["relu1_2"]
+    torch.testing.assert_close(a, b)
+    # torchvision preprocessing: RGB normalised by mean/std, not BGR 0-255.
+    norm = (rgb - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    ref = F.relu(F.conv2d(norm, state["features.0.weight"], state["features.0.bias"], padding=1))
+    torch.testing.assert_close(from_file(rgb, ["relu1_1"])["relu1_1"], ref, rtol=1e-4, atol=1e-5)
+    # Without the "features." prefix (a saved vgg.features) and with an explicit preprocessing tag.
+    bare = {k.removeprefix("features."): v for k, v in state.items()}
+    torch.save({"state_dict": bare, "preprocess": "caffe"}, tmp_path / "tagged.pth")
+    assert isinstance(W.load_vgg(str(tmp_path / "tagged.pth")).preprocess, CaffePreprocess)
+
+
+def test_keras_layout_is_caffe(tmp_path):
+    state = random_state(2)
+    keras = {}
+    for conv in CONV_NAMES:
+        i = LAYER_INDEX[conv]
+        keras[W._keras_name(conv) + "_W"] = state[f"features.{i}.weight"]
+        keras[W._keras_name(conv) + "_b"] = state[f"features.{i}.bias"]
+    torch.save(keras, tmp_path / "keras.pth")
+    sd, pre = W.load_state_dict(str(tmp_path / "keras.pth"))
+    assert pre == "caffe"
+    torch.testing.assert_close(sd["features.34.weight"], state["features.34.weight"])
+
+
+def test_weight_errors_are_clear(tmp_path, monkeypatch):
+    def offline(url, **kw):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(WeightsError, match=r"vgg19-dcbb9e9d\.pth.*TORCH_HOME"):
+        W.load_state_dict("torchvision")
+    with pytest.raises(WeightsError, match="no such file"):
+        W.load_state_dict(str(tmp_path / "missing.pth"))
+    (tmp_path / "junk.pth").write_bytes(b"not a pickle")
+    with pytest.raises(WeightsError, match="cannot be read"):
+        W.load_state_dict(str(tmp_path / "junk.pth"))
+    torch.save({"foo": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(WeightsError, match="expected a VGG19 state dict"):
+        W.load_state_dict(str(tmp_path / "other.pth"))
+
+
+def test_hub_cache_is_respected(tmp_path, monkeypatch):
+    """With the file already in TORCH_HOME's hub cache, nothing is downloaded."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
+    ckpt = tmp_path / "hub" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    torch.save(random_state(3), ckpt / "vgg19-dcbb9e9d.pth")
+
+    def no_download(*a, **kw):
+        raise AssertionError("downloaded although cached")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    state, pre = W.load_state_dict("torchvision")
+    assert pre == "torchvision" and "features.34.bias" in state
