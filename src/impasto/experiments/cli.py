@@ -1,0 +1,123 @@
+"""``impasto sweep EXPERIMENT.toml``: registered by ``impasto.cli`` through ``add_parser``.
+
+Exit codes: 0 every variant finished (a diverged variant is a finding, not a failure: it is marked in the report),
+2 bad input, 130 interrupted (rerun the same command to continue).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+EXAMPLES = """examples:
+  impasto sweep examples/report.toml --content photo.jpg --style starry.jpg scream.jpg --size 128 --steps 100
+  impasto sweep study.toml -o study/              rerun: skips finished variants, continues interrupted ones
+  impasto sweep study.toml --force                start every variant afresh
+  impasto sweep study.toml --dry-run              list the variants and their batches; run nothing
+
+an experiment file:
+  [base]                       # StyleConfig's keys (see 'impasto stylize --help'); a preset first, then these
+  preset = "gatys-adam"
+  [[variant]]                  # named variants override base keys
+  name = "heavy"
+  note = "what it tests"
+  style_weight = 5e6
+  [grid]                       # axes: their cartesian product runs (for each variant, if there are variants)
+  lr = [0.001, 0.003]
+"""
+
+# Settings that may be set on the command line for every variant at once.
+FLAGS = {
+    "size": "long side of every result in pixels (overrides every variant's size)",
+    "steps": "iterations per scale for every variant (overrides every variant's steps)",
+    "device": "auto, cpu, cuda, cuda:N or mps",
+    "weights": "bundled, torchvision or the path of a state dict",
+}
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "sweep", help="run an experiment file's variants → pictures, contact sheet, loss plots, report",
+        description="Run every variant of an experiment (a [base] config plus [[variant]] tables and/or [grid] "
+                    "axes) and write each picture (recipe inside), its losses, a contact sheet, loss plots and a "
+                    "Markdown/HTML report. A rerun skips what is finished and continues what was interrupted.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("experiment", metavar="EXPERIMENT.toml", help="the experiment file")
+    p.add_argument("-o", "--output", metavar="DIR", help="output folder [default: study/<file's stem>]")
+    p.add_argument("--content", help="content image (path or URL) [default: the file's [experiment] content]")
+    p.add_argument("--style", dest="styles", nargs="+", metavar="STYLE",
+                   help="style image(s); variants choose weights with style_blend [default: the file's styles]")
+    for name, text in FLAGS.items():
+        p.add_argument(f"--{name}", metavar=name.upper(), help=text)
+    p.add_argument("--force", action="store_true", help="rerun every variant, even finished ones")
+    p.add_argument("--batch", type=int, metavar="N", help="at most N variants per batch (1: one after another)")
+    p.add_argument("--refresh", type=float, default=30.0, metavar="SECONDS",
+                   help="redraw the sheet, plots and report this often while a batch runs [default: 30]")
+    p.add_argument("--dry-run", action="store_true", help="list the variants and how they would be batched; run nothing")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from ..core.events import StopToken
+    from .runner import sweep
+    from .spec import load_experiment
+
+    overrides = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
+    experiment = load_experiment(args.experiment).with_overrides(**overrides)
+    if args.dry_run:
+        return _dry_run(experiment)
+    stop = StopToken()
+    restore = _install_stop(stop)
+    try:
+        result = sweep(experiment, content=args.content, styles=args.styles, output=args.output, force=args.force,
+                       max_batch=args.batch, stop=stop, progress=not args.quiet, refresh=args.refresh)
+    finally:
+        restore()
+    report = result.files.get("report_html")
+    skipped = sum(v.skipped for v in result.variants)
+    for v in result.variants:
+        if v.status == "diverged":
+            print(f"impasto: note: {v.name}: {v.message}", file=sys.stderr)
+    if result.status == "cancelled":
+        print(f"impasto: sweep interrupted ({stop.reason}); finished variants and checkpoints are in "
+              f"{result.output}; run the same command again to continue", file=sys.stderr)
+        return 130
+    print(f"impasto: swept {len(result.variants)} variants ({len(result.ran)} run, {skipped} already done) in "
+          f"{result.elapsed:.0f} s; report: {report}", file=sys.stderr)
+    return 0
+
+
+def _dry_run(experiment: Any) -> int:
+    from ..core.optimize import batch_key
+    from .spec import describe_value, differences
+
+    groups: dict[Any, list[str]] = {}
+    base = experiment.base.to_dict()
+    for v in experiment.variants:
+        groups.setdefault(batch_key(v.config), []).append(v.name)
+    print(f"{experiment.path}: {len(experiment.variants)} variants in {len(groups)} batch group(s)")
+    for v in experiment.variants:
+        changes = differences(v.config, experiment.base)
+        text = ", ".join(f"{k}={describe_value(k, x, base.get(k))}" for k, x in changes.items()) or "(base)"
+        group = next(i for i, names in enumerate(groups.values(), start=1) if v.name in names)
+        print(f"  {v.name:<24} batch group {group}  {text}")
+    return 0
+
+
+def _install_stop(stop: Any) -> Callable[[], None]:
+    """SIGINT/SIGTERM end the sweep after the current step (checkpoints kept); a second Ctrl-C interrupts at once."""
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.stopped:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        stop.stop("interrupted by " + signal.Signals(signum).name)
+
+    for s in old:
+        signal.signal(s, handler)
+    return lambda: [signal.signal(s, h) for s, h in old.items()]  # type: ignore[func-returns-value]

@@ -1,0 +1,90 @@
+"""Loss curves: one figure per loss term, one line per variant, log scale; PNG and SVG.
+
+matplotlib is an optional extra (``pip install 'impasto[sweep]'``), imported only here and only when needed. The
+figures are drawn on an explicit Agg canvas, never through pyplot, so a notebook's own backend is left alone.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+from typing import Any
+
+from ..errors import ImpastoError
+from .results import VariantResult
+
+TERMS = {
+    "total": "total loss (weighted sum)",
+    "content": "content loss (unweighted)",
+    "style": "style loss (unweighted)",
+    "tv": "total variation (unweighted)",
+}
+MAX_POINTS = 800  # per line: enough for the eye, and the SVG stays small
+
+
+class MissingExtra(ImpastoError, ImportError):
+    """An optional dependency is not installed: the message says what to install."""
+
+    exit_code = 2
+
+
+def require_matplotlib() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise MissingExtra("loss plots need matplotlib: pip install 'impasto[sweep]'") from None
+    return matplotlib
+
+
+def plot_terms(variants: list[VariantResult]) -> list[str]:
+    """The terms worth a plot: those with a positive value somewhere (tv is 0 unless a variant uses it)."""
+    return [t for t in TERMS if any(h.get(t, 0) > 0 for v in variants for h in v.history)]
+
+
+def render_plot(term: str, variants: list[VariantResult], *, title: str = "") -> tuple[bytes, bytes]:
+    """One term's curves → (PNG bytes, SVG bytes)."""
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4.6), dpi=120, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    colours = _colours(len(variants))
+    drawn = 0
+    for i, v in enumerate(variants):
+        points = [(h["step"], h[term]) for h in v.history if h.get(term, 0) > 0 and math.isfinite(h[term])]
+        if not points:
+            continue
+        if len(points) > MAX_POINTS:
+            k = math.ceil(len(points) / MAX_POINTS)
+            points = points[::k] + ([points[-1]] if (len(points) - 1) % k else [])
+        xs, ys = zip(*points)
+        style = "-" if i < 10 else ("--" if i < 20 else ":")
+        ax.plot(xs, ys, style, color=colours[i % len(colours)], linewidth=1.6, label=v.name)
+        drawn += 1
+    first = next((v.history for v in variants if v.history), [])
+    for prev, cur in itertools.pairwise(first):  # coarse-to-fine: mark where each finer scale starts
+        if cur.get("scale", 0) != prev.get("scale", 0):
+            ax.axvline(cur["step"], color="0.8", linewidth=0.8, zorder=0)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(TERMS[term])
+    ax.set_title(f"{title}: {TERMS[term]}" if title else TERMS[term], fontsize=11)
+    ax.grid(True, which="major", color="0.9")
+    if drawn:
+        if drawn <= 10:
+            ax.legend(fontsize=8, frameon=False)
+        else:
+            ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=2 if drawn > 24 else 1)
+    png, svg = io.BytesIO(), io.BytesIO()
+    fig.savefig(png, format="png")
+    fig.savefig(svg, format="svg", metadata={"Date": None})  # no timestamp: the same sweep gives the same file
+    return png.getvalue(), svg.getvalue()
+
+
+def _colours(n: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    return list(colormaps["tab10"].colors if n <= 10 else colormaps["tab20"].colors)  # type: ignore[attr-defined]

@@ -1,0 +1,237 @@
+"""The sweep's report: the contact sheet, the loss plots, and a Markdown and a self-contained HTML page.
+
+``publish(result)`` rewrites them all (atomically) from the sweep's current state; the runner calls it as the sweep
+goes, so a long sweep can be watched by reloading ``report.html``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from ..api import LOSS_CONVENTIONS
+from ..config import FIELD_NAMES
+from ..io.images import atomic_write
+from .plots import TERMS, plot_terms, render_plot
+from .results import SweepResult, VariantResult
+from .sheet import render_sheet, state_text
+from .spec import describe_value
+from .store import write_json
+
+
+def publish(result: SweepResult, *, plots: bool = True) -> dict[str, Path]:
+    """Write sheet.png, plots/loss-TERM.{png,svg}, report.md, report.html and sweep.json; return their paths."""
+    out = result.output
+    files: dict[str, Path] = {}
+    sheet = render_sheet(result)
+    buf = io.BytesIO()
+    sheet.save(buf, "PNG", optimize=False)
+    sheet_png = buf.getvalue()
+    files["sheet"] = out / "sheet.png"
+    atomic_write(files["sheet"], sheet_png)
+    svgs: dict[str, bytes] = {}
+    if plots:
+        (out / "plots").mkdir(exist_ok=True)
+        title = result.experiment.title or result.experiment.name
+        for term in plot_terms(result.variants):
+            png, svg = render_plot(term, result.variants, title=title)
+            for ext, data in (("png", png), ("svg", svg)):
+                files[f"plot_{term}_{ext}"] = out / "plots" / f"loss-{term}.{ext}"
+                atomic_write(files[f"plot_{term}_{ext}"], data)
+            svgs[term] = svg
+    files["report_md"] = out / "report.md"
+    atomic_write(files["report_md"], markdown(result, list(svgs)).encode())
+    files["report_html"] = out / "report.html"
+    atomic_write(files["report_html"], page(result, sheet_png, svgs).encode())
+    files["manifest"] = out / "sweep.json"
+    write_json(files["manifest"], manifest(result))
+    result.files = files
+    return files
+
+
+# -- shared pieces ---------------------------------------------------------------------------------------------------
+def changed_keys(result: SweepResult) -> list[str]:
+    """The settings that differ from the base in at least one variant, in StyleConfig's field order."""
+    keys = {k for v in result.variants for k in v.changes}
+    return [k for k in FIELD_NAMES if k in keys]
+
+
+def _fmt(x: float | None) -> str:
+    return "" if x is None else f"{x:.4g}"
+
+
+def _mib(n: int | None) -> str:
+    return "" if not n else f"{n / 2**20:.0f}"
+
+
+def rows(result: SweepResult) -> tuple[list[str], list[list[str]]]:
+    """The variants table: the base's row first (its values for the changed keys), then each variant."""
+    keys = changed_keys(result)
+    base = result.experiment.base.to_dict()
+    header = ["variant", *keys, "content", "style", "total", "steps", "time (s)", "batch", "peak MiB", "status"]
+    table = [["(base)", *[describe_value(k, base[k]) for k in keys], *[""] * 8]]
+    for v in result.variants:
+        losses = v.losses
+        table.append([
+            v.name, *[describe_value(k, v.changes[k], base.get(k)) if k in v.changes else "" for k in keys],
+            _fmt(losses.get("content")), _fmt(losses.get("style")), _fmt(losses.get("total")),
+            f"{v.steps_done}/{v.total_steps}", f"{v.elapsed:.1f}" if v.steps_done else "", str(v.batch_size or ""),
+            _mib(v.peak_memory), v.status + (" (earlier run)" if v.skipped else ""),
+        ])
+    return header, table
+
+
+def command(result: SweepResult) -> str:
+    exp = result.experiment
+    parts = ["impasto", "sweep", str(exp.path) if exp.path else f"{exp.name}.toml",
+             "--content", result.content.name, "--style", *[s.name for s in result.styles]]
+    for key in ("size", "steps"):
+        if key in result.overrides:
+            parts += [f"--{key}", str(result.overrides[key])]
+    parts += ["-o", str(result.output)]
+    return shlex.join(parts)
+
+
+def toml_lines(values: dict[str, Any]) -> list[str]:
+    out = []
+    for k, v in values.items():
+        if v is None:
+            out.append(f"# {k} = none")
+        elif isinstance(v, dict):
+            out.append(f"{k} = {{ " + ", ".join(f"{n} = {w!r}" for n, w in v.items()) + " }")
+        else:
+            out.append(f"{k} = {json.dumps(v)}")
+    return out
+
+
+def manifest(result: SweepResult) -> dict[str, Any]:
+    exp = result.experiment
+    return {
+        "experiment": str(exp.path) if exp.path else exp.name, "title": exp.title, "status": result.status,
+        "elapsed_s": round(result.elapsed, 3), "inputs": {"content": result.content.name,
+                                                         "styles": [s.name for s in result.styles]},
+        "overrides": result.overrides, "base": exp.base.to_dict(),
+        "variants": [{
+            "name": v.name, "key": v.key, "status": v.status, "changes": v.changes, "note": v.note,
+            "steps_done": v.steps_done, "total_steps": v.total_steps, "elapsed_s": round(v.elapsed, 3),
+            "batch_size": v.batch_size, "peak_memory": v.peak_memory, "memory_kind": v.memory_kind,
+            "final_losses": v.losses, "image": f"runs/{v.slug}.png" if v.path else None,
+            "history": f"runs/{v.slug}.losses.csv" if v.path else None,
+        } for v in result.variants],
+    }
+
+
+def _intro(result: SweepResult) -> list[str]:
+    exp = result.experiment
+    c0 = exp.base
+    done = sum(v.finished for v in result.variants)
+    return [
+        (f"{len(result.variants)} variants, {done} finished ({result.status}); "
+         f"{sum(v.steps_done for v in result.variants)} steps in all."),
+        (f"Content: {result.content.name}. Style{'s' if len(result.styles) > 1 else ''}: "
+         + ", ".join(s.name for s in result.styles) + "."),
+        (f"Losses are in the {c0.loss_norm!r} convention ({LOSS_CONVENTIONS[c0.loss_norm]}); content, style and "
+         "tv are the unweighted terms at the last step, total is the weighted sum that was minimised."),
+        ("Time is each variant's optimisation time; variants in one batch ran together, so they share it (and the "
+         "peak memory, which is the GPU's allocated memory or, on a CPU, the process's resident memory)."),
+    ]
+
+
+# -- Markdown --------------------------------------------------------------------------------------------------------
+def markdown(result: SweepResult, terms: list[str]) -> str:
+    exp = result.experiment
+    header, table = rows(result)
+    out = [f"# {exp.title or 'impasto sweep: ' + exp.name}", ""]
+    if exp.description:
+        out += [exp.description.strip(), ""]
+    out += [" ".join(_intro(result)), "", "## Variants", ""]
+    out.append("| " + " | ".join(header) + " |")
+    out.append("|" + "|".join("---" for _ in header) + "|")
+    for row in table:
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+    notes = [v for v in result.variants if v.note]
+    if notes:
+        out += ["", "What each variant tests:", ""]
+        out += [f"- **{v.name}**: {v.note}" for v in notes]
+    out += ["", "## Contact sheet", "", "![contact sheet](sheet.png)", ""]
+    if terms:
+        out += ["## Loss curves", ""]
+        out += [f"![{TERMS[t]}](plots/loss-{t}.png)" for t in terms]
+        out.append("")
+    out += ["## Pictures", ""]
+    out += [f"- [{v.name}](runs/{v.slug}.png)" + (f" ({state_text(v)})" if v.status != "done" else "")
+            for v in result.variants if v.path]
+    out += ["", "## Base settings", "", "```toml", "[base]", *toml_lines(exp.base.to_dict()), "```", "",
+            "## Reproduce", "", "```sh", command(result), "```", ""]
+    return "\n".join(out)
+
+
+# -- HTML ------------------------------------------------------------------------------------------------------------
+CSS = """
+body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
+th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: middle; }
+th { background: #f4f4f4; } tr.base td { color: #777; font-style: italic; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; } img.thumb { height: 56px; } figure { margin: 1em 0; }
+pre { background: #f6f6f6; padding: .8em; overflow-x: auto; } .muted { color: #777; }
+"""
+
+
+def _data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def _thumb(v: VariantResult) -> str:
+    if v.image is None:
+        return ""
+    im = v.image.copy()
+    im.thumbnail((112, 112), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return f'<img class="thumb" alt="{html.escape(v.name)}" src="{_data_uri(buf.getvalue(), "image/png")}">'
+
+
+def page(result: SweepResult, sheet_png: bytes, svgs: dict[str, bytes]) -> str:
+    """The report as one HTML file with every image embedded (it can be mailed or uploaded as is)."""
+    exp = result.experiment
+    esc = html.escape
+    header, table = rows(result)
+    numeric = {"content", "style", "total", "steps", "time (s)", "batch", "peak MiB"}
+    thumbs = {"(base)": ""} | {v.name: _thumb(v) for v in result.variants}
+    title = exp.title or f"impasto sweep: {exp.name}"
+    out = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>{esc(title)}</title>", f"<style>{CSS}</style></head><body>", f"<h1>{esc(title)}</h1>"]
+    if exp.description:
+        out.append(f"<p>{esc(exp.description.strip())}</p>")
+    out += [f"<p>{esc(line)}</p>" for line in _intro(result)]
+    out += ["<h2>Variants</h2>", "<table><thead><tr><th></th>"]
+    out += [f"<th>{esc(h)}</th>" for h in header]
+    out.append("</tr></thead><tbody>")
+    notes = {v.name: v.note for v in result.variants}
+    for row in table:
+        cls = ' class="base"' if row[0] == "(base)" else ""
+        out.append(f"<tr{cls}><td>{thumbs.get(row[0], '')}</td>")
+        for h, cell in zip(header, row):
+            if h == "variant" and notes.get(cell):
+                out.append(f'<td><b>{esc(cell)}</b><br><span class="muted">{esc(notes[cell])}</span></td>')
+            else:
+                out.append(f'<td{" class=num" if h in numeric else ""}>{esc(cell)}</td>')
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    out += ["<h2>Contact sheet</h2>",
+            f'<figure><img alt="contact sheet" src="{_data_uri(sheet_png, "image/png")}"></figure>']
+    if svgs:
+        out.append("<h2>Loss curves</h2>")
+        out += [f'<figure><img alt="{esc(TERMS[t])}" src="{_data_uri(svg, "image/svg+xml")}"></figure>'
+                for t, svg in svgs.items()]
+    out += ["<h2>Base settings</h2>", "<pre>" + esc("\n".join(["[base]", *toml_lines(exp.base.to_dict())])) + "</pre>",
+            "<h2>Reproduce</h2>", f"<pre>{esc(command(result))}</pre>", "</body></html>", ""]
+    return "\n".join(out)

@@ -1,0 +1,296 @@
+"""``sweep()``: an experiment → batches → pictures, losses, sheet, plots and report, resumable.
+
+Each variant is keyed by a hash of its full config and the input images (``store.run_key``). A rerun skips the
+finished ones, continues the interrupted ones from their checkpoints, and starts the rest; ``force`` starts all
+afresh. Pending variants are grouped by ``core.optimize.batch_key`` (and, when continuing, by where they stopped) and
+each group runs as one batch through VGG; how a batch runs is the executor's business (``executors.Executor``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..api import ImageLike, fingerprint, resume_state
+from ..core.events import Step, StopToken
+from ..core.optimize import RunState, batch_key, total_steps
+from ..core.schedule import fit_long_side
+from ..errors import ConfigError
+from ..io.images import LoadedImage, load_image
+from . import state as states
+from .executors import Batch, BatchOutcome, Executor, LocalExecutor
+from .plots import require_matplotlib
+from .report import publish
+from .results import SweepResult, SweepStep, VariantResult
+from .spec import Experiment, differences, load_experiment, slug
+from .store import RunFolder, run_key
+
+
+def sweep(
+    experiment: str | os.PathLike[str] | Experiment,
+    *,
+    content: ImageLike | None = None,
+    styles: Sequence[ImageLike] | ImageLike | None = None,
+    output: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    executor: Executor | None = None,
+    max_batch: int | None = None,
+    callback: Callable[[SweepStep], None] | None = None,
+    stop: StopToken | None = None,
+    progress: bool = True,
+    refresh: float | None = 30.0,
+    plots: bool = True,
+    **overrides: Any,
+) -> SweepResult:
+    """Run every variant of an experiment (a TOML file or an ``Experiment``) and write its sheet, plots and report.
+
+    ``content``/``styles`` default to the file's ``[experiment]`` inputs; keyword overrides (``size=128,
+    steps=100``) apply to the base and every variant. Results go to ``output`` (default ``study/<file stem>``).
+    A rerun skips finished variants and continues interrupted ones; ``force=True`` reruns everything.
+    ``max_batch`` caps how many variants share a batch (1: one after another). ``callback(event)`` sees every step
+    (``event.variant``, ``event.step``); ``stop`` ends the sweep after the current step, keeping checkpoints.
+    The sheet, plots and report are rewritten after every batch and, while one runs, every ``refresh`` seconds.
+    """
+    t0 = time.perf_counter()
+    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
+    exp = exp.with_overrides(**overrides)
+    if plots:
+        require_matplotlib()  # before any work, not after an hour of it
+    if max_batch is not None and max_batch < 1:
+        raise ConfigError(f"max_batch = {max_batch} is invalid: give 1 or more (1 runs the variants one by one)")
+    c_img, s_imgs = _inputs(exp, content, styles)
+    _check_blends(exp, len(s_imgs))
+    inputs_fp = fingerprint(c_img.image, *(s.image for s in s_imgs))
+    folder = RunFolder(Path(output) if output is not None else Path("study") / exp.name)
+    folder.create()
+
+    records: list[VariantResult] = []
+    saved_states: dict[str, RunState] = {}
+    for v in exp.variants:
+        h, w = c_img.image.height, c_img.image.width
+        final = v.config.shape if v.config.shape is not None else fit_long_side(h, w, v.config.size)
+        rec = VariantResult(name=v.name, config=v.config, changes=differences(v.config, exp.base),
+                            key=run_key(v.config, inputs_fp), slug=slug(v.name), note=v.note,
+                            total_steps=total_steps(v.config, final))
+        st = _reuse(folder, rec, force, c_img, s_imgs)
+        if st is not None:
+            saved_states[rec.name] = st
+        records.append(rec)
+    result = SweepResult(exp, folder.root, records, c_img, s_imgs, overrides=dict(overrides))
+    run = _Run(result, folder, executor or LocalExecutor(), saved_states, stop or StopToken(), callback, progress,
+               refresh, plots, max_batch)
+    try:
+        run.loop()
+    finally:
+        result.elapsed = time.perf_counter() - t0
+        if all(v.finished for v in records):
+            result.status = "done"
+        elif run.stop.stopped:
+            result.status = "cancelled"
+        else:
+            result.status = "incomplete"
+        run.close()
+        publish(result, plots=plots)
+    return result
+
+
+def _inputs(exp: Experiment, content: ImageLike | None,
+            styles: Sequence[ImageLike] | ImageLike | None) -> tuple[LoadedImage, list[LoadedImage]]:
+    if content is None:
+        content = exp.content
+    if styles is None:
+        styles = list(exp.styles)
+    elif not isinstance(styles, (list, tuple)):
+        styles = [styles]
+    if content is None or not styles:
+        what = "content image (--content)" if content is None else "style image(s) (--style)"
+        raise ConfigError(f"no {what}: give it, or set content/styles in the experiment's [experiment] table")
+    mp = exp.base.max_pixels
+    return load_image(content, max_pixels=mp), [load_image(s, max_pixels=mp) for s in styles]
+
+
+def _check_blends(exp: Experiment, n_styles: int) -> None:
+    """Every variant's style_blend must have one weight per style image: say which variant, before any work."""
+    where = str(exp.path) if exp.path else exp.name
+    for v in exp.variants:
+        blend = v.config.style_blend
+        if blend is not None and len(blend) != n_styles:
+            line = f":{v.line}" if v.line else ""
+            raise ConfigError(
+                f"{where}{line}: variant {v.name!r}: style_blend = {'/'.join(f'{b:g}' for b in blend)} has "
+                f"{len(blend)} weights for {n_styles} style image(s); give {len(blend)} style images (--style A B)")
+
+
+def _reuse(folder: RunFolder, rec: VariantResult, force: bool, content: LoadedImage,
+           styles: list[LoadedImage]) -> RunState | None:
+    """Take over what an earlier run left: a finished variant, or the checkpoint of an interrupted one."""
+    saved = folder.read_record(rec.slug)
+    if force or saved is None or saved.get("key") != rec.key:
+        folder.clear(rec.slug)  # another config or other inputs made these files: they do not belong to rec
+        return None
+    if saved.get("status") in ("done", "diverged") and folder.restore(rec, saved):
+        rec.skipped = True
+        return None
+    ckpt = folder.checkpoint(rec.slug)
+    if saved.get("status") == "cancelled" and ckpt.is_file():
+        try:
+            st = resume_state(ckpt, rec.config, content, styles)
+        except ConfigError:
+            folder.clear(rec.slug)  # unreadable, or made for other inputs: start afresh
+            return None
+        folder.restore(rec, saved)
+        rec.status, rec.steps_done, rec.history = "cancelled", st.step, list(st.history[0]) if st.history else []
+        return st
+    folder.clear(rec.slug)
+    return None
+
+
+class _Run:
+    """One call of ``sweep``: plans batches, hands them to the executor, files what comes back."""
+
+    def __init__(self, result: SweepResult, folder: RunFolder, executor: Executor, saved: dict[str, RunState],
+                 stop: StopToken, callback: Callable[[SweepStep], None] | None, progress: bool,
+                 refresh: float | None, plots: bool, max_batch: int | None) -> None:
+        self.result, self.folder, self.executor, self.states = result, folder, executor, saved
+        self.stop, self.callback, self.refresh, self.plots, self.max_batch = stop, callback, refresh, plots, max_batch
+        self.by_name = {v.name: v for v in result.variants}
+        self.solo: set[str] = set()
+        self.live: dict[str, Step] = {}
+        self.last_publish = time.monotonic()
+        self.sweep_info = {"experiment": str(result.experiment.path or result.experiment.name)}
+        self.bars = _Bars(progress, sum(v.total_steps - v.steps_done for v in result.variants if not v.finished))
+        self.n_batches = 0
+
+    def loop(self) -> None:
+        publish(self.result, plots=self.plots)
+        while not self.stop.stopped:
+            pending = [v for v in self.result.variants if not v.finished]
+            batches = self.plan(pending)
+            if not batches:
+                return
+            requeued = False
+            for outcome in self.executor.run(batches, on_step=self.on_step, stop=self.stop):
+                requeued |= self.file(outcome)
+                self.bars.end_batch()
+                publish(self.result, plots=self.plots)
+                self.last_publish = time.monotonic()
+            if not requeued:
+                return
+
+    def plan(self, pending: list[VariantResult]) -> list[Batch]:
+        """Group by batch_key (and by where a continued run stands); cut groups to ``max_batch``."""
+        groups: dict[tuple[Any, ...], list[VariantResult]] = {}
+        for v in pending:
+            st = self.states.get(v.name)
+            key = (batch_key(v.config), states.position(st) if st is not None else None,
+                   v.name if v.name in self.solo else None)
+            groups.setdefault(key, []).append(v)
+        batches = []
+        for group in groups.values():
+            size = self.max_batch or len(group)
+            for i in range(0, len(group), size):
+                chunk = group[i:i + size]
+                held = [self.states[v.name] for v in chunk if v.name in self.states]
+                self.n_batches += 1
+                batches.append(Batch(self.n_batches, tuple(v.name for v in chunk), tuple(v.config for v in chunk),
+                                     self.result.content, tuple(self.result.styles),
+                                     states.merge(held) if held else None))
+        self.bars.planned = self.n_batches
+        return batches
+
+    def on_step(self, batch: Batch, step: Step) -> None:
+        name = batch.names[step.index]
+        v = self.by_name[name]
+        v.status, v.steps_done = "running", step.step
+        v.history.append({"step": step.step, "scale": step.scale, "time": step.elapsed, **step.losses})
+        self.live[name] = step
+        last = step.index == len(batch.names) - 1
+        self.bars.update(batch, step, last)
+        if self.callback is not None:
+            self.callback(SweepStep(name, batch.index, step))
+        if last and self.refresh is not None and time.monotonic() - self.last_publish >= self.refresh:
+            for n in batch.names:  # show the pictures as they are now
+                if n in self.live and self.live[n].render is not None:
+                    self.by_name[n].image = self.live[n].image()
+            publish(self.result, plots=self.plots)
+            self.last_publish = time.monotonic()
+
+    def file(self, outcome: BatchOutcome) -> bool:
+        """Record a batch's results on disk and in the records; True when some must run again (alone)."""
+        batch, results = outcome.batch, outcome.results
+        # The engine checks the batch as a whole for NaN/Inf, so one variant's divergence stops its batch-mates
+        # too: keep where they all stand and rerun each alone from there (the culprit will diverge again).
+        split = len(results) > 1 and any(r.status == "diverged" for r in results)
+        for i, (name, r) in enumerate(zip(batch.names, results)):
+            v = self.by_name[name]
+            self.live.pop(name, None)
+            v.image, v.history, v.message = r.image, list(r.history), r.message
+            v.steps_done = int(r.history[-1]["step"]) if r.history else v.steps_done
+            v.elapsed = r.state.elapsed if r.state is not None else r.elapsed
+            v.batch_size = len(batch.names)
+            v.peak_memory = max(outcome.peak_memory or 0, v.peak_memory or 0) or None
+            v.memory_kind = outcome.memory_kind
+            st = states.take(r.state, [i]) if r.state is not None else None
+            if split or r.status == "cancelled":
+                v.status = "cancelled"
+                if split:
+                    self.solo.add(name)
+                if st is not None:
+                    self.states[name] = st
+                    self.folder.save_checkpoint(v, st, r.recipe["inputs_fingerprint"])
+            else:
+                v.status = r.status
+                self.states.pop(name, None)
+            self.folder.save_result(v, r, self.sweep_info)
+            if v.finished:
+                self.folder.checkpoint(v.slug).unlink(missing_ok=True)
+        return split
+
+    def close(self) -> None:
+        self.bars.close()
+
+
+class _Bars:
+    """Two progress bars: the whole sweep (steps of every variant) and the current batch (its steps)."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled, self.planned = enabled, 0
+        self.overall: Any = None
+        self.current: Any = None
+        self.current_index = -1
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.tqdm = tqdm
+            self.overall = tqdm(total=total, desc="sweep", unit="step", position=0, dynamic_ncols=True)
+
+    def update(self, batch: Batch, step: Step, last: bool) -> None:
+        if not self.enabled:
+            return
+        if batch.index != self.current_index:
+            self.end_batch()
+            self.current_index = batch.index
+            names = ", ".join(batch.names)
+            names = names if len(names) <= 40 else names[:39] + "…"
+            self.current = self.tqdm(total=step.total_steps, initial=step.step - 1, unit="step", position=1,
+                                     leave=False, dynamic_ncols=True,
+                                     desc=f"batch {batch.index}/{self.planned} ({len(batch.names)}: {names})")
+        self.overall.update(1)
+        if last:
+            self.current.update(1)
+            self.current.set_postfix({k: f"{v:.3g}" for k, v in step.losses.items() if k != "tv" or v},
+                                     refresh=False)
+
+    def end_batch(self) -> None:
+        if self.current is not None:
+            self.current.close()
+            self.current = None
+            self.current_index = -1
+
+    def close(self) -> None:
+        self.end_batch()
+        if self.overall is not None:
+            self.overall.close()

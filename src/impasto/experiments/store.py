@@ -1,0 +1,125 @@
+"""A sweep's folder on disk: what a rerun reads to skip finished variants and to continue interrupted ones.
+
+```
+OUT/
+  sweep.json               the manifest: experiment, inputs, every variant's key, status, losses, time, memory
+  runs/NAME.png            the result, its recipe (config, losses, sweep and variant) in the PNG
+  runs/NAME.losses.csv     its loss history, one row per step
+  runs/NAME.json           its record (key, status, time, memory); written last, so it vouches for the two above
+  runs/NAME.ckpt           an interrupted variant's optimiser state (deleted when it finishes)
+  sheet.png, plots/, report.md, report.html
+```
+Every file is written atomically (a temporary file renamed into place), so an interrupted sweep never leaves a
+half-written file that a rerun would trust.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from ..api import Result
+from ..config import StyleConfig
+from ..core.optimize import RunState
+from ..io.checkpoint import save_checkpoint
+from ..io.images import atomic_write
+from .results import VariantResult
+
+FORMAT = 1
+
+
+def run_key(config: StyleConfig, inputs_fingerprint: str) -> str:
+    """A variant's identity: every setting that changes the picture (not the device) and the input images."""
+    return hashlib.sha256(f"{config.key()}:{inputs_fingerprint}".encode()).hexdigest()[:16]
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write(path, (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+class RunFolder:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.runs = root / "runs"
+
+    def create(self) -> None:
+        self.runs.mkdir(parents=True, exist_ok=True)
+
+    def image(self, slug: str) -> Path:
+        return self.runs / f"{slug}.png"
+
+    def history(self, slug: str) -> Path:
+        return self.runs / f"{slug}.losses.csv"  # where Result.save puts it
+
+    def record(self, slug: str) -> Path:
+        return self.runs / f"{slug}.json"
+
+    def checkpoint(self, slug: str) -> Path:
+        return self.runs / f"{slug}.ckpt"
+
+    # -- reading --------------------------------------------------------------------------------------------------
+    def read_record(self, slug: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.record(slug).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and data.get("format") == FORMAT else None
+
+    def restore(self, rec: VariantResult, saved: dict[str, Any]) -> bool:
+        """Fill ``rec`` from a finished variant's files; False when they are missing or unreadable."""
+        try:
+            with Image.open(self.image(rec.slug)) as im:
+                rec.image = im.convert("RGB")
+            rec.history = read_history(self.history(rec.slug))
+        except (OSError, ValueError):
+            return False
+        for name in ("status", "steps_done", "total_steps", "elapsed", "batch_size", "peak_memory", "memory_kind",
+                     "message"):
+            if name in saved:
+                setattr(rec, name, saved[name])
+        rec.path = self.image(rec.slug)
+        return True
+
+    # -- writing --------------------------------------------------------------------------------------------------
+    def save_result(self, rec: VariantResult, result: Result, sweep_info: dict[str, Any]) -> None:
+        """The picture (recipe inside, with the sweep's name for it), its loss history, then its record."""
+        recipe = {**result.recipe, "sweep": {**sweep_info, "variant": rec.name, "key": rec.key,
+                                             "changes": rec.changes}}
+        dataclasses.replace(result, recipe=recipe).save(self.image(rec.slug), force=True)
+        rec.path = self.image(rec.slug)
+        self.save_record(rec)
+
+    def save_record(self, rec: VariantResult) -> None:
+        write_json(self.record(rec.slug), {
+            "format": FORMAT, "name": rec.name, "key": rec.key, "status": rec.status, "steps_done": rec.steps_done,
+            "total_steps": rec.total_steps, "elapsed": round(rec.elapsed, 3), "batch_size": rec.batch_size,
+            "peak_memory": rec.peak_memory, "memory_kind": rec.memory_kind, "message": rec.message,
+            "final_losses": rec.losses, "changes": rec.changes, "config": rec.config.to_dict(),
+        })
+
+    def save_checkpoint(self, rec: VariantResult, state: RunState, fingerprint: str) -> None:
+        save_checkpoint(self.checkpoint(rec.slug), state.to_dict(), rec.config.to_dict(), fingerprint)
+
+    def clear(self, slug: str) -> None:
+        """Forget a variant (stale or forced): its record first, so that no half-cleared state is trusted."""
+        for path in (self.record(slug), self.checkpoint(slug), self.image(slug), self.history(slug)):
+            path.unlink(missing_ok=True)
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for row in rows:
+        entry: dict[str, float] = {}
+        for k, v in row.items():
+            if k and v not in (None, ""):
+                entry[k] = int(v) if k in ("step", "scale") else float(v)
+        out.append(entry)
+    return out

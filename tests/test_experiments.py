@@ -1,0 +1,342 @@
+"""Sweeps: experiment files, grouping, resume, batching, the sheet/plots/report and the CLI, on 32 px images."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import impasto
+from impasto.api import Result
+from impasto.cli import main
+from impasto.core.optimize import RunState
+from impasto.experiments import Batch, BatchOutcome, LocalExecutor, load_experiment
+from impasto.io.images import read_recipe
+from impasto.samples import sample_content, sample_style
+
+BASE = """\
+[experiment]
+title = "tiny study"
+
+[base]
+size = 32
+start_size = "none"
+first_steps = "none"
+steps = 4
+device = "cpu"
+"""
+
+THREE = BASE + """
+[[variant]]
+name = "plain"
+note = "the base"
+
+[[variant]]
+name = "heavy"
+note = "more style"
+style_weight = 40
+
+[[variant]]
+name = "deep"
+lr = 0.05
+content_layers = ["relu5_2"]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "exp.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def pixels(im: Image.Image) -> np.ndarray:
+    return np.asarray(im, dtype=np.float32) / 255.0
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("inputs")
+    paths = {"content": d / "content.png", "style": d / "style.png", "style2": d / "style2.png"}
+    sample_content(48, 36).save(paths["content"])
+    sample_style(40, 40).save(paths["style"])
+    sample_style(40, 40, seed=3).transpose(Image.Transpose.ROTATE_90).save(paths["style2"])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def reference(inputs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> impasto.SweepResult:
+    """The three-variant sweep, batched, run once for the tests that compare against it."""
+    d = tmp_path_factory.mktemp("reference")
+    exp = write(d, THREE)
+    return impasto.sweep(exp, content=inputs["content"], styles=[inputs["style"]], output=d / "out", progress=False)
+
+
+# -- parsing ---------------------------------------------------------------------------------------------------------
+def test_base_and_variants(tmp_path: Path) -> None:
+    exp = load_experiment(write(tmp_path, THREE))
+    assert [v.name for v in exp.variants] == ["plain", "heavy", "deep"]
+    assert exp.title == "tiny study" and exp.base.size == 32 and exp.base.steps == 4
+    heavy, deep = exp["heavy"], exp["deep"]
+    assert heavy.config.style_weight == 40 and heavy.config.size == 32 and heavy.note == "more style"
+    assert deep.config.content_layers == ("relu5_2",) and deep.config.lr == 0.05
+    assert exp["plain"].config == exp.base
+
+
+def test_base_alone_runs_once(tmp_path: Path) -> None:
+    exp = load_experiment(write(tmp_path, BASE))
+    assert [v.name for v in exp.variants] == ["base"]
+
+
+def test_grid_is_a_cartesian_product(tmp_path: Path) -> None:
+    exp = load_experiment(write(tmp_path, BASE + "[grid]\nstyle_weight = [1, 10, 100]\nlr = [0.01, 0.02]\n"))
+    assert len(exp.variants) == 6
+    assert exp.variants[0].name == "style_weight=1,lr=0.01"
+    got = {(v.config.style_weight, v.config.lr) for v in exp.variants}
+    assert got == {(w, lr) for w in (1, 10, 100) for lr in (0.01, 0.02)}
+
+
+def test_variants_and_grid_mix(tmp_path: Path) -> None:
+    text = THREE + "\n[grid]\nseed = [0, 1]\n"
+    exp = load_experiment(write(tmp_path, text))
+    assert [v.name for v in exp.variants] == [
+        "plain[seed=0]", "plain[seed=1]", "heavy[seed=0]", "heavy[seed=1]", "deep[seed=0]", "deep[seed=1]"]
+    assert exp["heavy[seed=1]"].config.style_weight == 40 and exp["heavy[seed=1]"].config.seed == 1
+
+
+def test_style_layers_table_replaces_the_base(tmp_path: Path) -> None:
+    text = BASE + '[[variant]]\nname = "two"\n[variant.style_layers]\nrelu1_1 = 0.5\nrelu2_1 = 2\n'
+    exp = load_experiment(write(tmp_path, text))
+    assert exp["two"].config.style_layers == (("relu1_1", 0.5), ("relu2_1", 2.0))
+
+
+@pytest.mark.parametrize(("extra", "line", "words"), [
+    ('[[variant]]\nname = "x"\nstyle_wieght = 3\n', 13, ["style_wieght", "did you mean 'style_weight'", "allowed"]),
+    ('[[variant]]\nname = "x"\nlr = -1\n', 13, ["variant 'x'", "lr = -1.0", "must be a finite number > 0"]),
+    ('[[variant]]\nname = "x"\noptimizer = "sgd"\n', 13, ["optimizer", "adam, lbfgs"]),
+    ('[[variant]]\nname = "x"\ncontent_layers = ["relu9_9"]\n', 13, ["content_layers", "valid layers"]),
+    ('[[variant]]\nname = "a"\n[[variant]]\nname = "a"\n', 14, ["used twice"]),
+    ("[grid]\nlr = 0.1\n", 12, ["grid axis lr", "non-empty list"]),
+    ("[grid]\npooling = [\"max\", \"mean\"]\n", 12, ["[grid] pooling = mean", "choose one of max, avg"]),
+    ("[grid]\nsteps = [4, 0]\n", 12, ["steps = 0", "must be > 0"]),
+    ("[bsae]\nsize = 3\n", 11, ["unknown table [bsae]", "did you mean 'base'"]),
+])
+def test_errors_name_line_key_and_choices(tmp_path: Path, extra: str, line: int, words: list[str]) -> None:
+    path = write(tmp_path, BASE + "\n" + extra)
+    with pytest.raises(impasto.ConfigError) as e:
+        load_experiment(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}:{line}: "), msg
+    for w in words:
+        assert w in msg, msg
+    assert "\n" not in msg
+
+
+def test_bad_base_value_points_at_base(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE.replace("steps = 4", "steps = 4\nstyle_scale = 99") + THREE[len(BASE):])
+    with pytest.raises(impasto.ConfigError, match=rf"^{path}:9: \[base\]: style_scale = 99.0 is invalid: "
+                                                  "must be between 0.05 and 8"):
+        load_experiment(path)
+
+
+def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    with pytest.raises(impasto.ConfigError, match="TOML syntax error.*line 3"):
+        load_experiment(write(tmp_path, "[base]\nsize = 32\nsteps = = 4\n"))
+
+
+def test_blend_needs_as_many_styles(tmp_path: Path, inputs: dict[str, Path]) -> None:
+    path = write(tmp_path, BASE + '\n[[variant]]\nname = "mix"\nstyle_blend = [0.2, 0.8]\n')
+    with pytest.raises(impasto.ConfigError, match=r"exp.toml:11: variant 'mix': style_blend = 0.2/0.8 has 2 weights "
+                                                  r"for 1 style image"):
+        impasto.sweep(path, content=inputs["content"], styles=[inputs["style"]], output=tmp_path / "o",
+                      progress=False)
+
+
+# -- a real sweep ----------------------------------------------------------------------------------------------------
+def test_sweep_writes_sheet_plots_and_report(reference: impasto.SweepResult) -> None:
+    out = reference.output
+    assert reference.status == "done" and reference.ran == ["plain", "heavy", "deep"]
+    assert [v.status for v in reference.variants] == ["done"] * 3
+    for f in ("sheet.png", "report.md", "report.html", "sweep.json", "plots/loss-total.png", "plots/loss-total.svg",
+              "plots/loss-content.svg", "plots/loss-style.png"):
+        assert (out / f).is_file() and (out / f).stat().st_size > 0, f
+    assert not (out / "plots/loss-tv.png").exists()  # tv is 0 everywhere: no empty plot
+    md, page = (out / "report.md").read_text(), (out / "report.html").read_text()
+    for v in reference.variants:
+        assert v.name in md and v.name in page
+        assert len(v.history) == 4 and v.elapsed > 0 and v.peak_memory and v.batch_size == 3
+        assert v.losses["style"] > 0
+    assert "| variant | lr | style_weight | content_layers |" in md  # only the keys that differ  # only the keys that differ
+    assert "steps |" in md and "| size |" not in md
+    assert page.count("data:image/") >= 4 and 'src="sheet.png"' not in page  # self-contained
+    with Image.open(out / "sheet.png") as sheet:
+        assert sheet.width >= 3 * 200
+    recipe = read_recipe(out / "runs" / "heavy.png")
+    assert recipe["sweep"]["variant"] == "heavy" and recipe["sweep"]["changes"] == {"style_weight": 40.0}
+    assert recipe["config"]["style_weight"] == 40.0
+    assert (out / "runs" / "heavy.losses.csv").read_text().count("\n") == 5
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert [v["name"] for v in manifest["variants"]] == ["plain", "heavy", "deep"]
+
+
+def test_rerun_does_no_optimisation(reference: impasto.SweepResult, inputs: dict[str, Path]) -> None:
+    steps = []
+    again = impasto.sweep(reference.experiment, content=inputs["content"], styles=[inputs["style"]],
+                          output=reference.output, progress=False, callback=steps.append)
+    assert steps == [] and again.ran == [] and all(v.skipped for v in again.variants)
+    for a, b in zip(again.variants, reference.variants):
+        assert a.losses == pytest.approx(b.losses) and a.elapsed == pytest.approx(b.elapsed, abs=1e-3)
+        assert np.array_equal(pixels(a.image), pixels(b.image))
+
+
+def test_changed_settings_inputs_or_force_rerun(tmp_path: Path, inputs: dict[str, Path]) -> None:
+    exp, out = load_experiment(write(tmp_path, THREE)), tmp_path / "out"
+
+    def ran(**kw: object) -> list[str]:
+        fake = Fake()
+        kw.setdefault("styles", [inputs["style"]])
+        impasto.sweep(exp, content=inputs["content"], output=out, progress=False, executor=fake, **kw)
+        return [n for names in fake.batches for n in names]
+
+    assert ran() == ["plain", "heavy", "deep"]
+    assert ran() == []
+    assert ran(steps=2) == ["plain", "heavy", "deep"]  # another config → another key
+    assert ran(steps=2, styles=[inputs["style2"]]) == ["plain", "heavy", "deep"]  # other inputs → another key
+    assert ran(steps=2, styles=[inputs["style2"]]) == []
+    assert ran(steps=2, styles=[inputs["style2"]], force=True) == ["plain", "heavy", "deep"]
+
+
+def test_interrupted_sweep_resumes(reference: impasto.SweepResult, inputs: dict[str, Path], tmp_path: Path) -> None:
+    stop = impasto.StopToken()
+    seen: list[int] = []
+
+    def stop_after_two(event: impasto.experiments.SweepStep) -> None:
+        seen.append(event.step.step)
+        if event.step.step == 2:
+            stop.stop("test")
+
+    out = tmp_path / "out"
+    first = impasto.sweep(reference.experiment, content=inputs["content"], styles=[inputs["style"]], output=out,
+                          progress=False, callback=stop_after_two, stop=stop)
+    assert first.status == "cancelled" and {v.status for v in first.variants} == {"cancelled"}
+    assert sorted(p.name for p in (out / "runs").glob("*.ckpt")) == ["deep.ckpt", "heavy.ckpt", "plain.ckpt"]
+    assert "interrupted at step 2/4" in (out / "report.md").read_text()
+
+    steps: list[int] = []
+    second = impasto.sweep(reference.experiment, content=inputs["content"], styles=[inputs["style"]], output=out,
+                           progress=False, callback=lambda e: steps.append(e.step.step))
+    assert second.status == "done" and sorted(steps) == [3, 3, 3, 4, 4, 4]  # only the steps that were left
+    assert not list((out / "runs").glob("*.ckpt"))
+    for a, b in zip(second.variants, reference.variants):
+        assert [h["step"] for h in a.history] == [1, 2, 3, 4]
+        assert a.losses == pytest.approx(b.losses, rel=1e-4)
+        assert np.abs(pixels(a.image) - pixels(b.image)).max() <= 1 / 255
+
+
+def test_batched_equals_sequential(reference: impasto.SweepResult, inputs: dict[str, Path], tmp_path: Path) -> None:
+    sizes: list[int] = []
+
+    class Recording(LocalExecutor):
+        def run(self, batches, *, on_step, stop):  # type: ignore[no-untyped-def]
+            sizes.extend(len(b.names) for b in batches)
+            yield from super().run(batches, on_step=on_step, stop=stop)
+
+    seq = impasto.sweep(reference.experiment, content=inputs["content"], styles=[inputs["style"]],
+                        output=tmp_path / "seq", progress=False, max_batch=1, executor=Recording())
+    assert sizes == [1, 1, 1] and {v.batch_size for v in reference.variants} == {3}
+    for a, b in zip(seq.variants, reference.variants):
+        diff = np.abs(pixels(a.image) - pixels(b.image))
+        assert diff.max() <= 2 / 255 and diff.mean() <= 0.2 / 255, (a.name, diff.max())
+        assert a.losses == pytest.approx(b.losses, rel=1e-3)
+
+
+# -- the runner's seam, with a stand-in executor (no VGG) -------------------------------------------------------------
+class Fake:
+    """An executor that paints each variant a flat colour; a batch holding "bad" diverges as a whole."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[str, ...]] = []
+
+    def run(self, batches, *, on_step, stop):  # type: ignore[no-untyped-def]
+        for b in batches:
+            self.batches.append(b.names)
+            yield BatchOutcome(b, [self._result(b, i) for i in range(len(b.names))], 1 << 20, "fake")
+
+    def _result(self, b: Batch, i: int) -> Result:
+        cfg = b.configs[i]
+        status = "diverged" if "bad" in b.names else "done"
+        hist = [{"step": 1, "scale": 0, "time": 0.1, "total": 2.0, "content": 1.0, "style": 1.0, "tv": 0.0}]
+        img = Image.new("RGB", (32, 24), (int(cfg.style_weight) % 255, 0, 0))
+        state = RunState(images=[torch.zeros(1, 3, 2, 2) for _ in b.names], step=1,
+                         history=[hist for _ in b.names], status=status)
+        return Result(img, cfg, hist, status, "", 0.1, {"inputs_fingerprint": "f", "config": cfg.to_dict()}, state)
+
+
+def test_groups_follow_batch_key_and_divergence_reruns_alone(tmp_path: Path, inputs: dict[str, Path]) -> None:
+    text = BASE + """
+[[variant]]
+name = "a"
+[[variant]]
+name = "bad"
+style_weight = 7
+[[variant]]
+name = "bigger"
+size = 40
+[[variant]]
+name = "c"
+lr = 0.1
+"""
+    fake = Fake()
+    result = impasto.sweep(write(tmp_path, text), content=inputs["content"], styles=[inputs["style"]],
+                           output=tmp_path / "out", progress=False, executor=fake)
+    # size differs → its own batch; the batch holding "bad" diverged, so its members ran again one by one.
+    assert fake.batches[:2] == [("a", "bad", "c"), ("bigger",)]
+    assert sorted(fake.batches[2:]) == [("a",), ("bad",), ("c",)]
+    assert {v.name: v.status for v in result.variants} == {"a": "done", "bad": "diverged", "bigger": "done",
+                                                           "c": "done"}
+    assert result["c"].changes == {"lr": 0.1}
+
+
+def test_missing_inputs_are_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(impasto.ConfigError, match="no content image"):
+        impasto.sweep(write(tmp_path, THREE), styles=[sample_style(32, 32)], output=tmp_path / "o", progress=False)
+
+
+def test_inputs_from_the_experiment_file(tmp_path: Path, inputs: dict[str, Path]) -> None:
+    shutil.copy(inputs["content"], tmp_path / "c.png")
+    shutil.copy(inputs["style"], tmp_path / "s.png")
+    text = THREE.replace('title = "tiny study"', 'title = "t"\ncontent = "c.png"\nstyles = ["s.png"]')
+    fake = Fake()
+    result = impasto.sweep(write(tmp_path, text), output=tmp_path / "out", progress=False, executor=fake)
+    assert result.content.name.endswith("c.png") and len(result.styles) == 1 and result.status == "done"
+
+
+# -- the command line -------------------------------------------------------------------------------------------------
+def test_cli_sweep_reuses_finished_runs(reference: impasto.SweepResult, inputs: dict[str, Path], tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(reference.output, out)
+    exp = write(tmp_path, THREE)
+    code = main(["sweep", str(exp), "--content", str(inputs["content"]), "--style", str(inputs["style"]),
+                 "-o", str(out), "-q"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "3 variants (0 run, 3 already done)" in err and "report.html" in err
+
+
+def test_cli_dry_run_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    exp = write(tmp_path, THREE + "\n[grid]\nsize = [32, 48]\n")
+    assert main(["sweep", str(exp), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "6 variants in 2 batch group(s)" in text and "heavy[size=48]" in text
+    assert main(["sweep", str(exp), "--dry-run", "--steps", "2"]) == 0
+    bad = write(tmp_path, BASE + '\n[[variant]]\nname = "x"\npooling = "mean"\n', "bad.toml")
+    assert main(["sweep", str(bad), "--content", "c.png", "--style", "s.png"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"impasto: error: {bad}:13: variant 'x': pooling = 'mean' is invalid: choose one of max, avg")
+    assert main(["sweep", str(exp), "--size", "8", "--dry-run"]) == 2
+    assert "size = 8 is invalid" in capsys.readouterr().err
