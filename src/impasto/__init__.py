@@ -10,9 +10,10 @@ from .core.events import Step, StopToken  # noqa: E402
 from .errors import (  # noqa: E402
     Cancelled, ConfigError, DivergedError, ImageError, ImpastoError, OutputError, ResourceError, WeightsError,
 )
+from .experiments import SweepResult, sweep  # noqa: E402
 
 __all__ = sorted([
     "PRESETS", "Cancelled", "ConfigError", "DivergedError", "ImageError", "ImpastoError", "OutputError",
-    "ResourceError", "Result", "Step", "StopToken", "StyleConfig", "WeightsError", "__version__", "preset",
-    "stylize", "stylize_batch",
+    "ResourceError", "Result", "Step", "StopToken", "StyleConfig", "SweepResult", "WeightsError", "__version__",
+    "preset", "stylize", "stylize_batch", "sweep",
 ])
