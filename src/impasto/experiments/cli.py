@@ -41,8 +41,8 @@ FLAGS = {
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "sweep", help="run an experiment file's variants → pictures, contact sheet, loss plots, report",
-        description="Run every variant of an experiment (a [base] config plus [[variant]] tables and/or [grid] "
-                    "axes) and write each picture (recipe inside), its losses, a contact sheet, loss plots and a "
+        description="Run every variant of an experiment (a [base] config plus [[variant]] tables and/or [grid]\n"
+                    "axes) and write each picture (recipe inside), its losses, a contact sheet, loss plots and a\n"
                     "Markdown/HTML report. A rerun skips what is finished and continues what was interrupted.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("experiment", metavar="EXPERIMENT.toml", help="the experiment file")
@@ -55,7 +55,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--force", action="store_true", help="rerun every variant, even finished ones")
     p.add_argument("--batch", type=int, metavar="N", help="at most N variants per batch (1: one after another)")
     p.add_argument("--refresh", type=float, default=30.0, metavar="SECONDS",
-                   help="redraw the sheet, plots and report this often while a batch runs [default: 30]")
+                   help="redraw the sheet, plots and report this often while a batch runs (0: only after "
+                   "each batch) [default: 30]")
     p.add_argument("--dry-run", action="store_true", help="list the variants and how they would be batched; run nothing")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_sweep)
@@ -67,14 +68,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .spec import load_experiment
 
     overrides = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
-    experiment = load_experiment(args.experiment).with_overrides(**overrides)
+    experiment = load_experiment(args.experiment)
     if args.dry_run:
-        return _dry_run(experiment)
+        return _dry_run(experiment.with_overrides(**overrides))
     stop = StopToken()
     restore = _install_stop(stop)
     try:
         result = sweep(experiment, content=args.content, styles=args.styles, output=args.output, force=args.force,
-                       max_batch=args.batch, stop=stop, progress=not args.quiet, refresh=args.refresh)
+                       max_batch=args.batch, stop=stop, progress=not args.quiet, refresh=args.refresh, **overrides)
     finally:
         restore()
     report = result.files.get("report_html")

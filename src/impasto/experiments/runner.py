@@ -52,7 +52,8 @@ def sweep(
     A rerun skips finished variants and continues interrupted ones; ``force=True`` reruns everything.
     ``max_batch`` caps how many variants share a batch (1: one after another). ``callback(event)`` sees every step
     (``event.variant``, ``event.step``); ``stop`` ends the sweep after the current step, keeping checkpoints.
-    The sheet, plots and report are rewritten after every batch and, while one runs, every ``refresh`` seconds.
+    The sheet, plots and report are rewritten after every batch and, while one runs, every ``refresh`` seconds
+    (None or 0: only after each batch).
     """
     t0 = time.perf_counter()
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
@@ -79,7 +80,8 @@ def sweep(
         if st is not None:
             saved_states[rec.name] = st
         records.append(rec)
-    result = SweepResult(exp, folder.root, records, c_img, s_imgs, overrides=dict(overrides))
+    applied = {k: exp.base.to_dict()[k] for k in overrides}  # coerced: "128" from the CLI → 128
+    result = SweepResult(exp, folder.root, records, c_img, s_imgs, overrides=applied)
     run = _Run(result, folder, executor or LocalExecutor(), saved_states, stop or StopToken(), callback, progress,
                refresh, plots, max_batch)
     try:
@@ -211,7 +213,7 @@ class _Run:
         self.bars.update(batch, step, last)
         if self.callback is not None:
             self.callback(SweepStep(name, batch.index, step))
-        if last and self.refresh is not None and time.monotonic() - self.last_publish >= self.refresh:
+        if last and self.refresh and time.monotonic() - self.last_publish >= self.refresh:
             for n in batch.names:  # show the pictures as they are now
                 if n in self.live and self.live[n].render is not None:
                     self.by_name[n].image = self.live[n].image()
