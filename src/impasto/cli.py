@@ -28,7 +28,7 @@ EXAMPLES = """examples:
   impasto stylize photo.jpg starry.jpg --style-weight 30 --preserve-color luminance -o out.png
   impasto layers --size 512                           layer names and their shapes
   impasto recipe out.png                              the settings a PNG was made with
-  impasto sweep examples/report.toml --content photo.jpg --style starry.jpg -o study/
+  impasto sweep examples/report.toml --content photo.jpg --style starry.jpg scream.jpg -o study/
   impasto serve                                       the web UI on http://127.0.0.1:8000
 """
 
