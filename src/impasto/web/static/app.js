@@ -1,0 +1,435 @@
+// impasto's page: pick images, queue a job, watch it form (Server-Sent Events), browse earlier results.
+// Plain JavaScript, no build step and nothing from elsewhere: the server's CSP allows only this origin.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const FINAL = ["done", "failed", "cancelled"];
+// Fields the form owns; "reuse settings" puts any other non-default setting into the JSON box.
+const FORM_FIELDS = ["preset", "size", "start_size", "first_steps", "steps", "style_weight", "preserve_color",
+  "style_blend"];
+
+const state = {
+  settings: null,      // GET /api/settings
+  files: {},           // slot ("content", "1", "2", "3") -> File
+  job: null,           // the job shown in the run panel
+  source: null,        // its EventSource
+  history: [],         // its loss history, for the chart
+};
+
+// ---------------------------------------------------------------- helpers
+function fmt(x) {
+  if (x === null || x === undefined || Number.isNaN(x)) return "–";
+  const a = Math.abs(x);
+  if (a !== 0 && (a >= 1e4 || a < 1e-2)) return x.toExponential(2);
+  return Number(x.toPrecision(3)).toString();
+}
+
+async function api(path, options = {}) {
+  const resp = await fetch(path, options);
+  let body = null;
+  try { body = await resp.json(); } catch (_) { /* not JSON */ }
+  if (!resp.ok) throw new Error((body && body.detail) || `${resp.status} ${resp.statusText}`);
+  return body;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+// ---------------------------------------------------------------- images: drop zones
+function setFile(slot, file) {
+  const drop = slot === "content" ? $("#content-drop") : $(`#style-drop-${slot}`);
+  if (!file) {
+    delete state.files[slot];
+    drop.classList.remove("filled");
+    drop.querySelector("img").removeAttribute("src");
+  } else {
+    state.files[slot] = file;
+    drop.classList.add("filled");
+    const img = drop.querySelector("img");
+    if (img.src) URL.revokeObjectURL(img.src);
+    img.src = URL.createObjectURL(file);
+    img.alt = file.name;
+  }
+  updateBlend();
+}
+
+function wireDrop(slot) {
+  const drop = slot === "content" ? $("#content-drop") : $(`#style-drop-${slot}`);
+  const input = drop.querySelector("input");
+  input.addEventListener("change", () => setFile(slot, input.files[0]));
+  drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); } });
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    const file = [...e.dataTransfer.files].find((f) => f.type.startsWith("image/")) || e.dataTransfer.files[0];
+    if (file) setFile(slot, file);
+  });
+}
+
+function styleSlots() {
+  return ["1", "2", "3"].filter((s) => state.files[s] && !document.querySelector(`.slot[data-slot="${s}"]`).hidden);
+}
+
+function updateBlend() {
+  const used = styleSlots();
+  const blending = used.length > 1;
+  document.querySelectorAll(".blend").forEach((b) => { b.hidden = !blending; });
+  $("#blend-note").hidden = !blending;
+  $("#add-style").hidden = !document.querySelector('.slot[data-slot="3"]').hidden;
+}
+
+// ---------------------------------------------------------------- settings form
+function styleWeightFromSlider() { return Number((10 ** Number($("#style-weight").value)).toPrecision(3)); }
+
+function setStyleWeight(w) {
+  $("#style-weight").value = Math.log10(Math.max(w, 0.1));
+  showStyleWeight();
+}
+
+function showStyleWeight() { $("#style-weight-value").textContent = fmt(styleWeightFromSlider()); }
+
+function presetValues(name) {
+  const s = state.settings;
+  return { ...s.defaults, ...(name ? s.presets[name] : {}) };
+}
+
+function fillForm(cfg) {
+  $("#preset").value = cfg.preset || "";
+  $("#size").value = cfg.size;
+  $("#start-size").value = cfg.start_size ?? "";
+  $("#first-steps").value = cfg.first_steps ?? "";
+  $("#steps").value = cfg.steps;
+  $("#preserve-color").value = cfg.preserve_color;
+  setStyleWeight(cfg.style_weight);
+}
+
+function numberOrNull(id) {
+  const v = $(id).value.trim();
+  return v === "" ? null : Number(v);
+}
+
+function formConfig() {
+  const cfg = {
+    size: Number($("#size").value),
+    start_size: numberOrNull("#start-size"),
+    first_steps: numberOrNull("#first-steps"),
+    steps: Number($("#steps").value),
+    style_weight: styleWeightFromSlider(),
+    preserve_color: $("#preserve-color").value,
+  };
+  if ($("#preset").value) cfg.preset = $("#preset").value;
+  const extra = $("#extra").value.trim();
+  if (extra) {
+    let parsed;
+    try { parsed = JSON.parse(extra); } catch (e) { throw new Error(`More settings: not valid JSON (${e.message})`); }
+    if (typeof parsed !== "object" || Array.isArray(parsed) || parsed === null) {
+      throw new Error('More settings: give a JSON object such as {"seed": 7}');
+    }
+    Object.assign(cfg, parsed);
+  }
+  return cfg;
+}
+
+function reuseSettings(job) {
+  const cfg = job.config;
+  fillForm(cfg);
+  const base = presetValues(cfg.preset);
+  const extra = {};
+  for (const [k, v] of Object.entries(cfg)) {
+    if (FORM_FIELDS.includes(k) || state.settings.server_fields.includes(k)) continue;
+    if (JSON.stringify(v) !== JSON.stringify(base[k])) extra[k] = v;
+  }
+  $("#extra").value = Object.keys(extra).length ? JSON.stringify(extra, null, 1) : "";
+  if (Object.keys(extra).length) $("details.more").open = true;
+  if (cfg.style_blend) {
+    cfg.style_blend.forEach((w, i) => {
+      const slot = document.querySelector(`.slot[data-slot="${i + 1}"]`);
+      if (slot) { slot.hidden = false; $(`#blend-${i + 1}`).value = Math.round(w * 100); }
+    });
+  }
+  updateBlend();
+  $("#form-error").textContent = "";
+  $("#job-form").scrollIntoView({ behavior: "smooth" });
+}
+
+// ---------------------------------------------------------------- submitting
+async function submit(event) {
+  event.preventDefault();
+  const error = $("#form-error");
+  error.textContent = "";
+  try {
+    if (!state.files.content) throw new Error("Choose a content image (the photo).");
+    const styles = styleSlots();
+    if (!styles.length) throw new Error("Choose a style image (the painting).");
+    const cfg = formConfig();
+    const data = new FormData();
+    data.append("content", state.files.content);
+    for (const s of styles) data.append("style", state.files[s]);
+    if (styles.length > 1 && !("style_blend" in cfg)) {
+      data.append("style_blend", styles.map((s) => $(`#blend-${s}`).value).join(","));
+    }
+    data.append("config", JSON.stringify(cfg));
+    $("#start").disabled = true;
+    const job = await api("/api/jobs", { method: "POST", body: data });
+    watch(job);
+    loadGallery();
+  } catch (e) {
+    error.textContent = e.message;
+  } finally {
+    $("#start").disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- watching a job
+function watch(job) {
+  if (state.source) state.source.close();
+  state.job = job;
+  state.history = [];
+  showJob(job);
+  const source = new EventSource(job.urls.events);
+  state.source = source;
+  source.addEventListener("state", (e) => {
+    const j = JSON.parse(e.data);
+    state.history = j.history || [];
+    showJob(j);
+    drawChart();
+  });
+  source.addEventListener("status", (e) => showStatus({ ...state.job, ...JSON.parse(e.data) }));
+  source.addEventListener("progress", (e) => {
+    const p = JSON.parse(e.data);
+    state.history.push(p);
+    showProgress(p.step, p.total_steps, p);
+    scheduleChart();
+  });
+  source.addEventListener("preview", (e) => showImage(JSON.parse(e.data).url));
+  source.addEventListener("end", (e) => {
+    source.close();
+    const j = JSON.parse(e.data);
+    showJob(j);
+    loadGallery();
+  });
+  source.onerror = () => { if (source.readyState === EventSource.CLOSED) $("#run-message").textContent = "lost the connection"; };
+}
+
+function showJob(j) {
+  state.job = { ...state.job, ...j };
+  showStatus(j);
+  if (j.step) showProgress(j.step, j.total_steps, j.losses);
+  if (j.has_image) showImage(`${j.urls.image}?v=${j.status}-${j.preview_step}`);
+  const done = FINAL.includes(j.status);
+  $("#cancel").disabled = done;
+  const dl = $("#download");
+  if (done && j.has_result) {
+    dl.href = j.urls.download;
+    dl.classList.remove("disabled");
+    dl.removeAttribute("aria-disabled");
+  } else {
+    dl.removeAttribute("href");
+    dl.classList.add("disabled");
+    dl.setAttribute("aria-disabled", "true");
+  }
+  $("#run-message").textContent = j.message || "";
+  $("#run-title").textContent = j.inputs ? `${j.inputs.content} × ${j.inputs.styles.join(" + ")}` : "Result";
+}
+
+function showStatus(j) {
+  const badge = $("#status");
+  badge.className = `badge ${j.status}`;
+  badge.textContent = j.status === "queued" && j.position ? `queued, ${j.position} ahead` : j.status;
+}
+
+function showProgress(step, total, losses) {
+  const frac = total ? step / total : 0;
+  $("#bar").style.width = `${(100 * frac).toFixed(1)}%`;
+  const parts = [`step ${step}${total ? ` / ${total}` : ""}`];
+  if (losses && losses.total !== undefined) {
+    parts.push(`loss ${fmt(losses.total)} (content ${fmt(losses.content)}, style ${fmt(losses.style)})`);
+  }
+  $("#progress-text").textContent = parts.join(" · ");
+}
+
+function showImage(url) {
+  // Load off-screen, then swap: the picture changes without flashing blank.
+  const next = new Image();
+  next.onload = () => {
+    const img = $("#preview");
+    img.src = url;
+    img.hidden = false;
+    $("#empty").hidden = true;
+    img.classList.toggle("pixelated", next.naturalWidth < 200);
+  };
+  next.src = url;
+}
+
+async function cancel() {
+  if (!state.job) return;
+  $("#cancel").disabled = true;
+  try {
+    await api(`/api/jobs/${state.job.id}`, { method: "DELETE" });
+    $("#run-message").textContent = "cancelling after this step…";
+  } catch (e) {
+    $("#run-message").textContent = e.message;
+  }
+}
+
+// ---------------------------------------------------------------- the loss chart (canvas, log scale)
+const SERIES = [["total", "#e8b04a"], ["content", "#6fa8dc"], ["style", "#d0756b"], ["tv", "#93c47d"]];
+let chartQueued = false;
+
+function scheduleChart() {
+  if (chartQueued) return;
+  chartQueued = true;
+  requestAnimationFrame(() => { chartQueued = false; drawChart(); });
+}
+
+function drawChart() {
+  const canvas = $("#chart");
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth, h = canvas.clientHeight;
+  canvas.width = Math.round(w * dpr);
+  canvas.height = Math.round(h * dpr);
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, w, h);
+  const hist = state.history;
+  const series = SERIES.filter(([k]) => hist.some((p) => p[k] > 0));
+  const pad = { l: 44, r: 8, t: 18, b: 18 };
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.fillStyle = "#8a8580";
+  if (!hist.length || !series.length) {
+    ctx.fillText("losses appear here while it runs", pad.l, h / 2);
+    return;
+  }
+  const vals = hist.flatMap((p) => series.map(([k]) => p[k]).filter((v) => v > 0));
+  let lo = Math.log10(Math.min(...vals)), hi = Math.log10(Math.max(...vals));
+  if (hi - lo < 0.5) { lo -= 0.25; hi += 0.25; }
+  const steps = hist.map((p) => p.step);
+  const s0 = Math.min(...steps), s1 = Math.max(Math.max(...steps), s0 + 1);
+  const x = (s) => pad.l + ((s - s0) / (s1 - s0)) * (w - pad.l - pad.r);
+  const y = (v) => pad.t + (1 - (Math.log10(v) - lo) / (hi - lo)) * (h - pad.t - pad.b);
+  ctx.strokeStyle = "#3a3633";
+  ctx.lineWidth = 1;
+  for (let e = Math.ceil(lo); e <= Math.floor(hi); e++) {  // one grid line per power of ten
+    ctx.beginPath(); ctx.moveTo(pad.l, y(10 ** e)); ctx.lineTo(w - pad.r, y(10 ** e)); ctx.stroke();
+    ctx.fillText(`1e${e}`, 4, y(10 ** e) + 4);
+  }
+  ctx.fillText(`step ${s1}`, w - pad.r - 50, h - 4);
+  let lx = pad.l;
+  for (const [k, colour] of series) {
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    let started = false;
+    for (const p of hist) {
+      if (!(p[k] > 0)) continue;
+      if (started) ctx.lineTo(x(p.step), y(p[k])); else { ctx.moveTo(x(p.step), y(p[k])); started = true; }
+    }
+    ctx.stroke();
+    ctx.fillStyle = colour;
+    ctx.fillRect(lx, 5, 10, 3);
+    ctx.fillText(k, lx + 14, 11);
+    lx += 20 + ctx.measureText(k).width;
+  }
+}
+
+// ---------------------------------------------------------------- the gallery
+function summary(cfg) {
+  const parts = [`${cfg.size} px`];
+  parts.push(cfg.start_size && cfg.start_size < cfg.size ? `from ${cfg.start_size}` : "one scale");
+  parts.push(`${cfg.first_steps ?? cfg.steps}+${cfg.steps} steps`);
+  parts.push(`style ×${fmt(cfg.style_weight)}`);
+  if (cfg.preserve_color !== "none") parts.push(`colour: ${cfg.preserve_color}`);
+  if (cfg.preset) parts.push(cfg.preset);
+  if (cfg.style_blend) parts.push(`blend ${cfg.style_blend.join(":")}`);
+  return parts.join(" · ");
+}
+
+async function loadGallery() {
+  let jobs;
+  try { jobs = (await api("/api/jobs?limit=60")).jobs; } catch (e) { return; }
+  const box = $("#gallery");
+  box.replaceChildren();
+  if (!jobs.length) { box.append(el("p", { class: "note" }, "No results yet.")); return; }
+  for (const j of jobs) {
+    const when = new Date(j.created * 1000).toLocaleString();
+    const picture = j.has_image
+      ? el("img", { src: `${j.urls.image}?thumb=320&v=${j.status}-${j.preview_step}`, alt: "result", loading: "lazy" })
+      : el("div", { class: "placeholder" }, j.status);
+    const inputs = el("div", { class: "inputs" },
+      ...j.urls.inputs.map((u, i) => el("img", { src: u, alt: i ? j.inputs.styles[i - 1] : j.inputs.content,
+        title: i ? `style: ${j.inputs.styles[i - 1]}` : `content: ${j.inputs.content}`, loading: "lazy" })));
+    const buttons = el("div", { class: "card-actions" },
+      el("button", { type: "button", class: "link", onclick: () => watch(j) }, "show"),
+      el("button", { type: "button", class: "link", onclick: () => reuseSettings(j) }, "reuse settings"));
+    if (j.has_result) buttons.append(el("a", { href: j.urls.download, download: "" }, "download"));
+    const card = el("article", { class: "card", "data-job": j.id },
+      el("div", { class: "thumb", onclick: () => watch(j) }, picture),
+      el("div", { class: "meta" },
+        el("div", { class: "meta-head" }, el("span", { class: `badge ${j.status}` }, j.status),
+          el("time", {}, when)),
+        inputs,
+        el("p", { class: "settings" }, summary(j.config)),
+        j.message ? el("p", { class: "note" }, j.message) : "",
+        buttons));
+    box.append(card);
+  }
+}
+
+// ---------------------------------------------------------------- start
+async function init() {
+  for (const slot of ["content", "1", "2", "3"]) wireDrop(slot);
+  $("#add-style").addEventListener("click", () => {
+    const next = document.querySelector(".slot.extra[hidden]");
+    if (next) next.hidden = false;
+    updateBlend();
+  });
+  document.querySelectorAll("[data-remove]").forEach((b) => b.addEventListener("click", (e) => {
+    e.preventDefault();
+    const slot = b.dataset.remove;
+    setFile(slot, null);
+    document.querySelector(`.slot[data-slot="${slot}"]`).hidden = true;
+    updateBlend();
+  }));
+  $("#style-weight").addEventListener("input", showStyleWeight);
+  $("#preset").addEventListener("change", () => fillForm({ ...presetValues($("#preset").value), preset: $("#preset").value }));
+  $("#job-form").addEventListener("submit", submit);
+  $("#cancel").addEventListener("click", cancel);
+  $("#refresh").addEventListener("click", loadGallery);
+  window.addEventListener("resize", scheduleChart);
+
+  try {
+    state.settings = await api("/api/settings");
+    const health = await api("/api/health");
+    $("#server").textContent = `impasto ${health.impasto} · ${health.device}`;
+    $("#server").classList.add("ok");
+  } catch (e) {
+    $("#server").textContent = `server unreachable: ${e.message}`;
+    return;
+  }
+  for (const name of Object.keys(state.settings.presets)) {
+    if (name !== "default") $("#preset").append(el("option", { value: name }, name));
+  }
+  const help = state.settings.help;
+  for (const [id, key] of [["#size", "size"], ["#start-size", "start_size"], ["#first-steps", "first_steps"],
+    ["#steps", "steps"], ["#style-weight", "style_weight"], ["#preserve-color", "preserve_color"]]) {
+    if (help[key]) $(id).closest("label").title = help[key];
+  }
+  $("#size").max = state.settings.limits.max_size;
+  fillForm(presetValues(""));
+  updateBlend();
+  drawChart();
+  loadGallery();
+  document.body.classList.add("ready");
+}
+
+init();

@@ -1,0 +1,353 @@
+"""``impasto serve``'s API in-process: jobs end to end with their events, the queue, cancelling, bad and oversized
+uploads, restarts, and the ``serve`` command. Images are 32 px and runs a few steps: the engine is real."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import json
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi", reason="the web extra is not installed: pip install 'impasto[web]'")
+pytest.importorskip("multipart", reason="the web extra is not installed: pip install 'impasto[web]'")
+
+with warnings.catch_warnings():
+    # Newer Starlette prefers the `httpx2` package for its TestClient and warns (once, at import) when it falls back
+    # to `httpx`; both work. Only that message is ignored, only here.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+import impasto
+from impasto.cli import build_parser
+from impasto.errors import ImpastoError
+from impasto.io.images import read_recipe
+from impasto.web.app import Limits, create_app, label
+from impasto.web.jobs import JOB_ID
+
+FAST = {"size": 32, "start_size": None, "first_steps": None, "steps": 3}
+TIMEOUT = 180  # seconds; the suite shares a few busy cores
+
+
+def png(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def pngs(content_img, style_img, style2_img) -> dict[str, bytes]:
+    return {"content": png(content_img), "style": png(style_img), "style2": png(style2_img)}
+
+
+def make_client(results: Path, **kwargs) -> TestClient:
+    kwargs.setdefault("preview_every", 1)
+    return TestClient(create_app(results, "cpu", **kwargs))
+
+
+@pytest.fixture
+def client(tmp_path):
+    with make_client(tmp_path / "results") as c:
+        yield c
+
+
+def submit(client: TestClient, pngs: dict[str, bytes], config: dict | None = None, styles: tuple = ("style",),
+           **data: str):
+    files = [("content", ("photo.png", pngs["content"], "image/png"))]
+    files += [("style", (f"{s}.png", pngs[s], "image/png")) for s in styles]
+    return client.post("/api/jobs", files=files, data={"config": json.dumps(config or FAST), **data})
+
+
+def wait_for(client: TestClient, job_id: str, ok, what: str) -> dict:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < TIMEOUT:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if ok(job):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} never {what}: {job}")
+
+
+def ended(job: dict) -> bool:
+    return job["status"] in ("done", "failed", "cancelled")
+
+
+def read_events(client: TestClient, job_id: str) -> list[tuple[str, dict]]:
+    events, name = [], None
+    with client.stream("GET", f"/api/jobs/{job_id}/events") as resp:
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        for line in resp.iter_lines():
+            if line.startswith("event: "):
+                name = line[len("event: "):]
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line[len("data: "):])))
+    return events
+
+
+def test_a_job_runs_end_to_end_with_live_events_and_a_recipe(tmp_path, pngs):
+    results = tmp_path / "results"
+    with make_client(results) as client:
+        resp = submit(client, pngs)
+        assert resp.status_code == 201, resp.text
+        job = resp.json()
+        assert JOB_ID.match(job["id"]) and job["position"] == 0
+        assert resp.headers["location"] == f"/api/jobs/{job['id']}"
+
+        events = read_events(client, job["id"])
+        names = [n for n, _ in events]
+        assert names[0] == "state" and names[-1] == "end", names
+        progress = [d for n, d in events if n == "progress"]
+        assert [p["step"] for p in progress] == [1, 2, 3]
+        assert all(p["total_steps"] == 3 and p["total"] > 0 and {"content", "style"} <= p.keys() for p in progress)
+        previews = [d for n, d in events if n == "preview"]
+        assert previews and previews[0]["url"].startswith(f"/api/jobs/{job['id']}/image")
+        end = events[-1][1]
+        assert end["status"] == "done" and end["has_result"] and end["step"] == 3
+
+        resp = client.get(f"/api/jobs/{job['id']}/image", params={"download": "true"})
+        assert resp.status_code == 200 and resp.headers["content-type"] == "image/png"
+        assert "attachment" in resp.headers["content-disposition"]
+        (tmp_path / "got.png").write_bytes(resp.content)
+        recipe = read_recipe(tmp_path / "got.png")
+        assert recipe["config"]["size"] == 32 and recipe["config"]["steps"] == 3
+        assert recipe["steps_done"] == 3 and recipe["status"] == "done"
+        assert recipe["inputs"] == {"content": "photo.png", "styles": ["style.png"]}
+        assert Image.open(io.BytesIO(resp.content)).size == (32, 24)
+
+        status = client.get(f"/api/jobs/{job['id']}").json()
+        assert [h["step"] for h in status["history"]] == [1, 2, 3] and status["elapsed"] > 0
+        assert client.get(f"/api/jobs/{job['id']}/image", params={"thumb": 16}).status_code == 200
+        assert client.get(status["urls"]["inputs"][1]).content == (results / job["id"] / "input-1.png").read_bytes()
+        folder = results / job["id"]
+        assert {p.name for p in folder.iterdir()} >= {"job.json", "input-0.png", "input-1.png", "result.png",
+                                                      "result.losses.csv"}
+
+    # A restart: the result is in the gallery again, with its settings, history and image.
+    with make_client(results) as client:
+        gallery = client.get("/api/jobs").json()["jobs"]
+        assert [(j["id"], j["status"]) for j in gallery] == [(job["id"], "done")]
+        assert gallery[0]["config"]["steps"] == 3 and gallery[0]["inputs"]["content"] == "photo.png"
+        assert len(client.get(f"/api/jobs/{job['id']}").json()["history"]) == 3
+        assert client.get(f"/api/jobs/{job['id']}/image").content == resp.content
+        assert [n for n, _ in read_events(client, job["id"])] == ["state", "end"]
+
+
+def test_jobs_wait_their_turn_in_order(client, pngs):
+    queue = client.app.state.queue
+    queue.pause()  # hold the worker so that all three are queued before the first starts
+    one_step = {**FAST, "steps": 1}
+    jobs = [submit(client, pngs, one_step).json() for _ in range(3)]
+    assert [j["position"] for j in jobs] == [0, 1, 2] and {j["status"] for j in jobs} == {"queued"}
+    assert client.get("/api/health").json()["queued"] == 3
+    queue.resume()
+    done = [wait_for(client, j["id"], ended, "ended") for j in jobs]
+    assert [j["status"] for j in done] == ["done"] * 3
+    for a, b in itertools.pairwise(done):
+        assert a["finished"] <= b["started"], "one job at a time, in the order they came"
+    gallery = [j["id"] for j in client.get("/api/jobs").json()["jobs"]]
+    assert gallery == [j["id"] for j in reversed(jobs)], "the gallery lists the newest first"
+
+
+def test_cancel_works_queued_and_running(client, pngs):
+    queue = client.app.state.queue
+    queue.pause()
+    long = submit(client, pngs, {**FAST, "steps": 500}).json()
+    waiting = submit(client, pngs).json()
+    assert waiting["position"] == 1
+
+    resp = client.delete(f"/api/jobs/{waiting['id']}")
+    assert resp.status_code == 202 and resp.json()["status"] == "cancelled"
+    assert client.get(f"/api/jobs/{long['id']}").json()["position"] == 0
+    assert client.delete(f"/api/jobs/{waiting['id']}").status_code == 409
+
+    queue.resume()
+    wait_for(client, long["id"], lambda j: j["step"] >= 1, "started stepping")
+    assert client.delete(f"/api/jobs/{long['id']}").status_code == 202
+    job = wait_for(client, long["id"], ended, "ended")
+    assert job["status"] == "cancelled" and 1 <= job["step"] < 500
+    assert job["has_result"], "a cancelled run keeps the picture so far"
+    assert client.get(f"/api/jobs/{waiting['id']}").json()["step"] == 0, "the cancelled queued job never ran"
+    resp = client.get(f"/api/jobs/{long['id']}/image")
+    assert json.loads(Image.open(io.BytesIO(resp.content)).text["impasto"])["status"] == "cancelled"
+
+
+def test_a_failed_job_says_why_and_the_server_keeps_serving(client, pngs):
+    queue = client.app.state.queue
+    real = queue._run_fn
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the GPU caught fire")
+        if len(calls) == 2:
+            raise ImpastoError("weights: no such file")
+        return real(*args, **kwargs)
+
+    queue._run_fn = flaky
+    jobs = [submit(client, pngs, {**FAST, "steps": 1}).json() for _ in range(3)]
+    first, second, third = (wait_for(client, j["id"], ended, "ended") for j in jobs)
+    assert first["status"] == "failed" and "RuntimeError: the GPU caught fire" in first["message"]
+    assert second["status"] == "failed" and second["message"] == "weights: no such file"
+    assert third["status"] == "done"
+    assert client.get("/api/health").json()["status"] == "ok"
+    assert client.get(f"/api/jobs/{first['id']}/image").status_code == 404
+
+
+def bad_requests(pngs) -> list:
+    big = png(Image.new("RGB", (200, 200), "red"))
+    return [
+        ({"content": b"hello, world"}, {}, 400, "content: photo.png: not an image"),
+        ({"content": pngs["content"][:100]}, {}, 400, "broken or truncated"),
+        ({"content": b""}, {}, 400, "is empty"),
+        ({"style": big}, {}, 400, "over the limit of 10,000"),
+        ({}, {"config": "{size: 32"}, 400, "config is not valid JSON"),
+        ({}, {"config": "[1, 2]"}, 400, "config must be a JSON object"),
+        ({}, {"config": json.dumps({"style_wieght": 3})}, 422, "did you mean 'style_weight'"),
+        ({}, {"config": json.dumps({"size": 8})}, 422, "size = 8 is invalid"),
+        ({}, {"config": json.dumps({"size": 4096})}, 422, "over this server's limit of 2048"),
+        ({}, {"config": json.dumps({"init": "/etc/passwd"})}, 422, "reads no paths"),
+        ({}, {"config": json.dumps({"weights": "/tmp/vgg.pth"})}, 422, "reads no paths"),
+        ({}, {"config": json.dumps({"device": "cuda"})}, 422, "device is set by the server"),
+        ({}, {"style_blend": "0.5,0.5"}, 422, "style_blend has 2 weights for 1 style image"),
+        ({}, {"style_blend": "a,b"}, 422, "style_blend = 'a' is invalid"),
+    ]
+
+
+def test_bad_uploads_are_refused_with_a_clear_message(tmp_path, pngs):
+    results = tmp_path / "results"
+    with make_client(results, limits=Limits(max_pixels=10_000)) as client:
+        client.app.state.queue.pause()
+        small = {k: png(Image.open(io.BytesIO(v)).resize((32, 24))) for k, v in pngs.items()}
+        for files, data, code, message in bad_requests(small):
+            parts = {"content": small["content"], "style": small["style"], **files}
+            resp = client.post("/api/jobs", data={"config": json.dumps(FAST), **data},
+                               files=[(k, ("photo.png" if k == "content" else "s.png", v, "image/png"))
+                                      for k, v in parts.items()])
+            assert resp.status_code == code and message in resp.json()["detail"], (message, resp.text)
+        resp = client.post("/api/jobs", files=[("content", ("photo.png", small["content"], "image/png"))])
+        assert resp.status_code == 422 and resp.json()["detail"] == "style: Field required"
+        resp = submit(client, small, styles=("style",) * 4)
+        assert resp.status_code == 422 and "at most 3" in resp.json()["detail"]
+        assert client.get("/api/jobs").json()["jobs"] == [] and list(results.iterdir()) == []
+
+
+def test_file_names_and_ids_never_become_paths(client, pngs, tmp_path):
+    client.app.state.queue.pause()
+    files = [("content", ("../../../etc/evil.png", pngs["content"], "text/plain")),
+             ("style", ("C:\\Windows\\style.exe", pngs["style"], "application/octet-stream"))]
+    resp = client.post("/api/jobs", files=files, data={"config": json.dumps(FAST)})
+    assert resp.status_code == 201, resp.text  # the type is what decodes, not the name or the declared type
+    job = resp.json()
+    assert job["inputs"] == {"content": "evil.png", "styles": ["style.exe"]}
+    assert label("a/b\\c\x00\x1bd.png", "x") == "cd.png" and label("../", "style-1") == "style-1"
+    root = client.app.state.queue.root
+    assert [p.name for p in root.iterdir()] == [job["id"]]
+    assert sorted(p.name for p in (root / job["id"]).iterdir()) == ["input-0.png", "input-1.png", "job.json"]
+    for path in ("/api/jobs/..%2F..%2Fetc", "/api/jobs/x" * 2, f"/api/jobs/{job['id']}/inputs/2",
+                 f"/api/jobs/{job['id']}/inputs/-1", f"/api/jobs/{job['id'][:-1]}A"):
+        assert client.get(path).status_code == 404, path
+    assert client.get(f"/api/jobs/{job['id']}/image").status_code == 404  # no image yet
+
+
+def test_the_whole_request_is_capped(tmp_path, pngs):
+    with make_client(tmp_path / "results", limits=Limits(max_upload_bytes=50_000)) as limited:
+        resp = limited.post("/api/jobs", files=[("content", ("a.png", b"x" * 60_000, "image/png")),
+                                                ("style", ("b.png", pngs["style"], "image/png"))])
+        assert resp.status_code == 413 and "limit of 0.0477 MB" in resp.json()["detail"]
+
+
+def _asgi_post(app, headers: list[tuple[bytes, bytes]], chunks: int, chunk: bytes) -> tuple[int, dict, int]:
+    """POST /api/jobs straight into the ASGI app with a body that streams in; how many chunks did it read?"""
+    read = 0
+    sent: list[dict] = []
+    first = (b'--B\r\nContent-Disposition: form-data; name="content"; filename="a.png"\r\n'
+             b"Content-Type: image/png\r\n\r\n")
+
+    async def receive() -> dict:
+        nonlocal read
+        read += 1
+        if read > chunks:
+            return {"type": "http.disconnect"}
+        return {"type": "http.request", "body": (first if read == 1 else b"") + chunk, "more_body": True}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/api/jobs", "raw_path": b"/api/jobs", "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"testserver"), (b"content-type", b"multipart/form-data; boundary=B"), *headers],
+             "client": ("127.0.0.1", 1234), "server": ("testserver", 80)}
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], json.loads(body), read
+
+
+def test_an_oversized_upload_is_refused_without_reading_it(tmp_path):
+    app = create_app(tmp_path / "results", "cpu", limits=Limits(max_upload_bytes=64 * 1024), start_worker=False)
+    chunk = b"x" * 16 * 1024
+    # Declared too large: answered from the headers, before a byte of the body is read.
+    status, body, read = _asgi_post(app, [(b"content-length", str(10 * 2**30).encode())], 10_000, chunk)
+    assert status == 413 and "limit of 0.0625 MB" in body["detail"] and read == 0
+    # Not declared (chunked): cut off just past the limit, not read to the end.
+    status, body, read = _asgi_post(app, [], 10_000, chunk)
+    assert status == 413 and "--max-upload-mb" in body["detail"] and read <= 64 // 16 + 1
+    assert list((tmp_path / "results").iterdir()) == []
+
+
+def test_queued_jobs_survive_a_restart_and_interrupted_ones_say_so(tmp_path, pngs):
+    results = tmp_path / "results"
+    with make_client(results) as client:
+        client.app.state.queue.pause()
+        first, second = submit(client, pngs).json(), submit(client, pngs).json()
+    meta = results / first["id"] / "job.json"
+    data = json.loads(meta.read_text())
+    meta.write_text(json.dumps({**data, "status": "running"}))  # as if the server died while it ran
+    (results / "not-a-job").mkdir()
+    (results / ("A" * 22)).mkdir()  # a job-like folder without job.json
+    with make_client(results, start_worker=False) as client:
+        one, two = (client.get(f"/api/jobs/{j['id']}").json() for j in (first, second))
+        assert one["status"] == "failed" and "server stopped while this job ran" in one["message"]
+        assert two["status"] == "queued" and two["position"] == 0
+        assert len(client.get("/api/jobs").json()["jobs"]) == 2
+
+
+def test_page_docs_settings_and_health(client):
+    page = client.get("/")
+    assert page.status_code == 200 and '<script src="/static/app.js"' in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    for asset in ("app.js", "style.css", "index.html"):
+        assert client.get(f"/static/{asset}").status_code == 200
+    assert "//" not in "".join(line.split("//")[0] for line in page.text.splitlines() if "src=" in line)
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/events", "/api/jobs/{job_id}/image",
+            "/api/health"} <= paths.keys()
+    assert {"get", "delete"} <= paths["/api/jobs/{job_id}"].keys() and "post" in paths["/api/jobs"]
+    settings = client.get("/api/settings").json()
+    assert settings["defaults"]["size"] == 512 and "gatys-adam" in settings["presets"]
+    assert settings["limits"]["max_styles"] == 3 and "style_weight" in settings["help"]
+    assert client.get("/api/health").json() == {"status": "ok", "impasto": impasto.__version__, "device": "cpu",
+                                                "queued": 0, "running": None}
+
+
+def test_serve_command_binds_loopback_and_refuses_foreign_hosts(tmp_path, monkeypatch):
+    import uvicorn
+
+    args = build_parser().parse_args(["serve", "--results", str(tmp_path / "r"), "--device", "cpu"])
+    assert (args.host, args.port, args.device) == ("127.0.0.1", 8000, "cpu")
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    assert args.func(args) == 0
+    assert (seen["host"], seen["port"]) == ("127.0.0.1", 8000)
+    with TestClient(seen["app"], base_url="http://127.0.0.1:8000") as c:
+        assert c.get("/api/health").status_code == 200
+        assert c.get("/api/health", headers={"host": "evil.example"}).status_code == 400  # DNS rebinding
+    assert build_parser().parse_args(["serve", "--host", "0.0.0.0"]).host == "0.0.0.0"
