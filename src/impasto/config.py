@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -48,9 +49,9 @@ class StyleConfig:
     scale_factor: float = math.sqrt(2)
     """Growth of the long side from one scale to the next."""
     steps: int = 100
-    """Iterations at each scale after the first (at the only scale when there is one)."""
-    first_steps: int | None = 200
-    """Iterations at the first (coarsest) scale; None: the same as ``steps``."""
+    """Iterations at each scale (at the first of several: ``first_steps``)."""
+    first_steps: int | None = None
+    """Iterations at the first (coarsest) of several scales; None: 2 × ``steps``."""
     optimizer: Optimizer = "adam"
     """``adam`` (per-pixel, robust, batchable) or ``lbfgs`` (jcjohnson/neural-style's choice)."""
     lr: float = 0.02
@@ -164,7 +165,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # impasto's defaults, spelled out.
     "default": {},
     # A quick look: small and few steps.
-    "preview": {"size": 256, "start_size": 128, "first_steps": 100, "steps": 50},
+    "preview": {"size": 256, "start_size": 128, "steps": 50},
     # The classic PyTorch exercise exactly as the report ran it: torchvision-style normalised pixels optimised by Adam
     # (lr 0.003), unnormalised Gram and its loss formula, "conv" layers that were really relu outputs (in-place ReLU).
     "gatys-adam": {
@@ -204,6 +205,8 @@ def parse_style_layers(value: Any) -> tuple[tuple[str, float], ...]:
         items = list(value.items())
     elif isinstance(value, (list, tuple)):
         for item in value:
+            if isinstance(item, (list, tuple)) and len(item) != 2:
+                raise _bad("style_layers", value, 'give (layer, weight) pairs, "relu1_1:1.0,relu2_1:0.75" or a table')
             items.append(tuple(item) if isinstance(item, (list, tuple)) else (item, 1.0))  # type: ignore[arg-type]
     else:
         raise _bad("style_layers", value, 'give "relu1_1:1.0,relu2_1:0.75", a list of layer names or a table')
@@ -222,7 +225,7 @@ def _float(key: str, value: Any) -> float:
         raise _bad(key, value, "expected a number")
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise _bad(key, value, "expected a number") from None
 
 
@@ -231,7 +234,7 @@ def _int(key: str, value: Any) -> int:
         raise _bad(key, value, "expected a whole number")
     try:
         f = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise _bad(key, value, "expected a whole number") from None
     if not math.isfinite(f) or f != int(f):
         raise _bad(key, value, "expected a whole number")
@@ -256,6 +259,8 @@ def _coerce(key: str, value: Any) -> Any:
             raise _bad(key, value, "give HEIGHTxWIDTH, e.g. 300x400")
         return (_int(key, parts[0]), _int(key, parts[1]))
     if key == "content_layers":
+        if not isinstance(value, (str, list, tuple)):
+            raise _bad(key, value, 'give layer names: "relu4_2" or "relu3_1,relu4_2"')
         names = value.split(",") if isinstance(value, str) else list(value)
         try:
             return tuple(resolve_layer(n) for n in names if str(n).strip())
@@ -266,6 +271,8 @@ def _coerce(key: str, value: Any) -> Any:
     if key == "style_blend":
         if value in (None, "", "none"):
             return None
+        if not isinstance(value, (str, list, tuple)):
+            raise _bad(key, value, 'give one weight per style image: "0.3,0.7"')
         parts = value.split(",") if isinstance(value, str) else list(value)
         return tuple(_float(key, p) for p in parts)
     if key in _CHOICES or key in ("init", "device", "weights", "preset"):
@@ -288,7 +295,9 @@ def _validate(c: StyleConfig) -> None:
     if c.start_size is not None and c.start_size < 16:
         raise _bad("start_size", c.start_size, "must be >= 16, or none for a single scale")
     if c.first_steps is not None and c.first_steps <= 0:
-        raise _bad("first_steps", c.first_steps, "must be > 0, or none for the same as steps")
+        raise _bad("first_steps", c.first_steps, "must be > 0, or none for 2 x steps")
+    if not 0 <= c.seed < 2**63:
+        raise _bad("seed", c.seed, "must be a whole number from 0 to 2**63 - 1")
     if c.save_every < 0:
         raise _bad("save_every", c.save_every, "must be >= 0 (0 = never)")
     if not (math.isfinite(c.scale_factor) and 1.05 <= c.scale_factor <= 4):
@@ -335,7 +344,7 @@ def from_dict(data: Mapping[str, Any], *, base: StyleConfig | None = None) -> St
     values: dict[str, Any] = base.to_dict() if base is not None else {}
     preset = data.get("preset")
     if preset is not None:
-        if preset not in PRESETS:
+        if not isinstance(preset, str) or preset not in PRESETS:
             raise _bad("preset", preset, f"choose one of {', '.join(PRESETS)}{suggest(preset, PRESETS)}")
         values.update(PRESETS[preset])
     values.update(data)
@@ -366,12 +375,17 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read ({type(e).__name__})") from None
+    except UnicodeDecodeError as e:
+        line = p.read_bytes()[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x}); save the TOML file as UTF-8") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: TOML syntax error: {e}") from None
+        m = re.search(r"at line (\d+)", str(e))
+        line = int(m.group(1)) if m else max(1, len(text.splitlines()))  # "at end of document": the last line
+        raise ConfigError(f"{path}:{line}: TOML syntax error: {e}") from None
     data["__text__"] = text
     return data
 
@@ -384,7 +398,7 @@ def from_toml(path: str | Path, *, base: StyleConfig | None = None) -> StyleConf
         return from_dict(data, base=base)
     except ConfigError as e:
         for k in data:
-            if k in str(e).split(" ", 3)[:3] or str(e).startswith(f"{k} ") or f"{k!r}" in str(e):
+            if k in str(e).split(" ", 3)[:3] or str(e).startswith((f"{k} ", f"{k}:")) or f"{k!r}" in str(e):
                 line = key_line(text, k)
                 if line:
                     raise ConfigError(f"{path}:{line}: {e}") from None

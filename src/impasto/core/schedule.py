@@ -30,4 +30,11 @@ def scale_sizes(final: tuple[int, int], start: int | None, factor: float = math.
 
 
 def steps_per_scale(n_scales: int, steps: int, first_steps: int | None) -> list[int]:
-    return [first_steps or steps] + [steps] * (n_scales - 1)
+    """Iterations per scale: ``steps`` at each scale, ``first_steps`` (default 2 × steps) at the first of several.
+
+    The first scale starts from the content (or noise) and has the most to do; later scales refine an upsampled
+    result (crowsonkb: 1000 then 500).
+    """
+    if n_scales == 1:
+        return [steps]
+    return [first_steps or 2 * steps] + [steps] * (n_scales - 1)
