@@ -32,16 +32,23 @@ def pair_paths(pair: str) -> tuple[Path, Path]:
 
 
 def mm_gflops(n: int = 1024, seconds: float = 0.3) -> dict[str, float]:
-    """fp32 ``torch.mm`` rate at the current thread count: median and best GFLOP/s over repeats for ``seconds``."""
+    """fp32 ``torch.mm`` rate at the current thread count, over repeats for ``seconds``.
+
+    ``median``/``best``: GFLOP per wall second; ``cpu``: GFLOP per process-CPU second (median), which other
+    people's jobs on a shared machine disturb much less (compare it with CPU-time rates at the same thread count).
+    """
     a, b = torch.randn(n, n), torch.randn(n, n)
     torch.mm(a, b)  # warm-up (thread pool, caches)
-    rates = []
+    rates, cpu_rates = [], []
     end = time.perf_counter() + seconds
     while time.perf_counter() < end or len(rates) < 3:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         torch.mm(a, b)
-        rates.append(2 * n**3 / (time.perf_counter() - t) / 1e9)
-    return {"median": statistics.median(rates), "best": max(rates), "n": n, "threads": torch.get_num_threads()}
+        t, c = time.perf_counter() - t, time.process_time() - c
+        rates.append(2 * n**3 / t / 1e9)
+        cpu_rates.append(2 * n**3 / max(c, 1e-6) / 1e9)
+    return {"median": statistics.median(rates), "best": max(rates), "cpu": statistics.median(cpu_rates), "n": n,
+            "threads": torch.get_num_threads()}
 
 
 def machine() -> dict[str, Any]:
