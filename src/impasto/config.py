@@ -103,6 +103,9 @@ class StyleConfig:
     """The preset this config started from (recorded in the recipe)."""
 
     def __post_init__(self) -> None:
+        # Accept the forms people write (strings from a CLI, lists from TOML/JSON) and store one canonical form.
+        for f in fields(self):
+            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name)))
         _validate(self)
 
     # -- construction ---------------------------------------------------------------------------------------------
@@ -348,9 +351,8 @@ def from_dict(data: Mapping[str, Any], *, base: StyleConfig | None = None) -> St
             raise _bad("preset", preset, f"choose one of {', '.join(PRESETS)}{suggest(preset, PRESETS)}")
         values.update(PRESETS[preset])
     values.update(data)
-    kwargs = {k: _coerce(k, v) for k, v in values.items()}
     try:
-        return StyleConfig(**kwargs)
+        return StyleConfig(**values)
     except TypeError as e:  # a wrong type that coercion let through
         raise ConfigError(f"invalid config: {e}") from None
 
