@@ -176,7 +176,9 @@ async function submit(event) {
     data.append("content", state.files.content);
     for (const s of styles) data.append("style", state.files[s]);
     if (styles.length > 1 && !("style_blend" in cfg)) {
-      data.append("style_blend", styles.map((s) => $(`#blend-${s}`).value).join(","));
+      const weights = styles.map((s) => Number($(`#blend-${s}`).value));
+      const sum = weights.reduce((a, b) => a + b, 0);
+      data.append("style_blend", weights.map((w) => (w / sum).toFixed(3)).join(","));
     }
     data.append("config", JSON.stringify(cfg));
     $("#start").disabled = true;
@@ -195,6 +197,12 @@ function watch(job) {
   if (state.source) state.source.close();
   state.job = job;
   state.history = [];
+  $("#bar").style.width = "0";
+  $("#progress-text").textContent = "\u00a0";
+  $("#preview").hidden = true;
+  $("#empty").hidden = false;
+  $("#empty").textContent = "Waiting for the first step…";
+  drawChart();
   showJob(job);
   const source = new EventSource(job.urls.events);
   state.source = source;
@@ -255,6 +263,8 @@ function showProgress(step, total, losses) {
   if (losses && losses.total !== undefined) {
     parts.push(`loss ${fmt(losses.total)} (content ${fmt(losses.content)}, style ${fmt(losses.style)})`);
   }
+  const last = state.history[state.history.length - 1];
+  if (last && last.time !== undefined) parts.push(`${last.time.toFixed(1)} s`);
   $("#progress-text").textContent = parts.join(" · ");
 }
 
@@ -345,8 +355,11 @@ function drawChart() {
 // ---------------------------------------------------------------- the gallery
 function summary(cfg) {
   const parts = [`${cfg.size} px`];
-  parts.push(cfg.start_size && cfg.start_size < cfg.size ? `from ${cfg.start_size}` : "one scale");
-  parts.push(`${cfg.first_steps ?? cfg.steps}+${cfg.steps} steps`);
+  if (cfg.start_size && cfg.start_size < cfg.size) {
+    parts.push(`from ${cfg.start_size}`, `${cfg.steps} steps/scale` + (cfg.first_steps ? ` (${cfg.first_steps} first)` : ""));
+  } else {
+    parts.push("one scale", `${cfg.steps} steps`);
+  }
   parts.push(`style ×${fmt(cfg.style_weight)}`);
   if (cfg.preserve_color !== "none") parts.push(`colour: ${cfg.preserve_color}`);
   if (cfg.preset) parts.push(cfg.preset);
@@ -356,10 +369,10 @@ function summary(cfg) {
 
 async function loadGallery() {
   let jobs;
-  try { jobs = (await api("/api/jobs?limit=60")).jobs; } catch (e) { return; }
+  try { jobs = (await api("/api/jobs?limit=60")).jobs; } catch (e) { return []; }
   const box = $("#gallery");
   box.replaceChildren();
-  if (!jobs.length) { box.append(el("p", { class: "note" }, "No results yet.")); return; }
+  if (!jobs.length) { box.append(el("p", { class: "note" }, "No results yet.")); return jobs; }
   for (const j of jobs) {
     const when = new Date(j.created * 1000).toLocaleString();
     const picture = j.has_image
@@ -383,6 +396,7 @@ async function loadGallery() {
         buttons));
     box.append(card);
   }
+  return jobs;
 }
 
 // ---------------------------------------------------------------- start
@@ -428,7 +442,10 @@ async function init() {
   fillForm(presetValues(""));
   updateBlend();
   drawChart();
-  loadGallery();
+  const jobs = await loadGallery();
+  // After a reload, pick up the job that is running (or the next one waiting).
+  const active = jobs.find((j) => j.status === "running") || jobs.filter((j) => j.status === "queued").pop();
+  if (active && !state.job) watch(active);
   document.body.classList.add("ready");
 }
 
