@@ -7,6 +7,7 @@ import asyncio
 import io
 import itertools
 import json
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -319,6 +320,16 @@ def test_queued_jobs_survive_a_restart_and_interrupted_ones_say_so(tmp_path, png
         assert len(client.get("/api/jobs").json()["jobs"]) == 2
 
 
+def test_event_streams_end_when_the_server_stops(client, pngs):
+    queue = client.app.state.queue
+    queue.pause()
+    job = submit(client, pngs).json()
+    timer = threading.Timer(0.3, queue.end_streams)
+    timer.start()
+    assert [n for n, _ in read_events(client, job["id"])] == ["state"]
+    timer.join()
+
+
 def test_page_docs_settings_and_health(client):
     page = client.get("/")
     assert page.status_code == 200 and '<script src="/static/app.js"' in page.text
@@ -344,10 +355,14 @@ def test_serve_command_binds_loopback_and_refuses_foreign_hosts(tmp_path, monkey
     args = build_parser().parse_args(["serve", "--results", str(tmp_path / "r"), "--device", "cpu"])
     assert (args.host, args.port, args.device) == ("127.0.0.1", 8000, "cpu")
     seen = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, **kw: seen.update(config=self.config, server=self))
     assert args.func(args) == 0
-    assert (seen["host"], seen["port"]) == ("127.0.0.1", 8000)
-    with TestClient(seen["app"], base_url="http://127.0.0.1:8000") as c:
+    config = seen["config"]
+    assert (config.host, config.port) == ("127.0.0.1", 8000)
+    with TestClient(config.app, base_url="http://127.0.0.1:8000") as c:
         assert c.get("/api/health").status_code == 200
         assert c.get("/api/health", headers={"host": "evil.example"}).status_code == 400  # DNS rebinding
+    queue = config.app.state.queue
+    seen["server"].handle_exit(2, None)  # Ctrl-C: open event streams end, so that uvicorn can stop
+    assert queue.streams_ended and seen["server"].should_exit
     assert build_parser().parse_args(["serve", "--host", "0.0.0.0"]).host == "0.0.0.0"

@@ -325,7 +325,7 @@ def create_app(results_dir: str | Path, device: str = "auto", *, limits: Limits 
             yield _sse("end", snap)
             return
         version, beat = -1, time.monotonic()
-        while True:
+        while not queue.streams_ended:
             if queue.version == version:
                 if time.monotonic() - beat > KEEPALIVE_S:
                     beat = time.monotonic()

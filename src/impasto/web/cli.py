@@ -58,5 +58,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"impasto: serving on http://{shown}:{args.port} (device {app.state.queue.device}, results in "
           f"{args.results}); API docs at /docs; Ctrl-C stops", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws="none")
+    queue = app.state.queue
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # Event streams stay open while jobs run and uvicorn waits for open requests before it shuts the app
+            # down: end the streams first, or Ctrl-C would wait for every watched job to finish.
+            queue.end_streams()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", ws="none",
+                            timeout_graceful_shutdown=5)
+    Server(config).run()
     return 0

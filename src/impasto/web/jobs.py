@@ -115,6 +115,7 @@ class JobQueue:
         self._closing = False
         self._thread: threading.Thread | None = None
         self.version = 0  # bumped on every change; event streams wait for it to move
+        self.streams_ended = False  # set when the server is stopping: event streams close
         self._load()
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
@@ -135,6 +136,10 @@ class JobQueue:
             thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout)
+
+    def end_streams(self) -> None:
+        """Ask open event streams to close (the server is stopping; jobs go on until ``close``)."""
+        self.streams_ended = True
 
     def pause(self) -> None:
         """Start no new job until ``resume`` (the running one goes on)."""
