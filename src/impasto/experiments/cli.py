@@ -1,7 +1,7 @@
 """``impasto sweep EXPERIMENT.toml``: registered by ``impasto.cli`` through ``add_parser``.
 
 Exit codes: 0 every variant finished (a diverged variant is a finding, not a failure: it is marked in the report),
-2 bad input, 130 interrupted (rerun the same command to continue).
+1 the executor left variants unfinished, 2 bad input, 130 interrupted (rerun the same command to continue).
 """
 
 from __future__ import annotations
@@ -87,6 +87,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"impasto: sweep interrupted ({stop.reason}); finished variants and checkpoints are in "
               f"{result.output}; run the same command again to continue", file=sys.stderr)
         return 130
+    if result.status != "done":
+        unfinished = ", ".join(v.name for v in result.variants if not v.finished)
+        print(f"impasto: error: the sweep ended with unfinished variants ({unfinished}); see {report}",
+              file=sys.stderr)
+        return 1
     print(f"impasto: swept {len(result.variants)} variants ({len(result.ran)} run, {skipped} already done) in "
           f"{result.elapsed:.0f} s; report: {report}", file=sys.stderr)
     return 0

@@ -16,10 +16,11 @@ from .results import VariantResult
 
 TERMS = {
     "total": "total loss (weighted sum)",
-    "content": "content loss (unweighted)",
-    "style": "style loss (unweighted)",
-    "tv": "total variation (unweighted)",
+    "content": "content loss (before content_weight)",
+    "style": "style loss (before style_weight)",
+    "tv": "total variation (before tv_weight)",
 }
+LINESTYLES = ("-", "--", "-.", ":")
 MAX_POINTS = 800  # per line: enough for the eye, and the SVG stays small
 
 
@@ -53,6 +54,7 @@ def render_plot(term: str, variants: list[VariantResult], *, title: str = "") ->
     ax = fig.add_subplot()
     colours = _colours(len(variants))
     drawn = 0
+    floor = math.inf
     for i, v in enumerate(variants):
         points = [(h["step"], h[term]) for h in v.history if h.get(term, 0) > 0 and math.isfinite(h[term])]
         if not points:
@@ -61,9 +63,16 @@ def render_plot(term: str, variants: list[VariantResult], *, title: str = "") ->
             k = math.ceil(len(points) / MAX_POINTS)
             points = points[::k] + ([points[-1]] if (len(points) - 1) % k else [])
         xs, ys = zip(*points)
-        style = "-" if i < 10 else ("--" if i < 20 else ":")
-        ax.plot(xs, ys, style, color=colours[i % len(colours)], linewidth=1.6, label=v.name)
+        floor = min(floor, *ys[1:]) if len(ys) > 1 else min(floor, ys[0])
+        # Variants often coincide (a setting that changes nothing): dashes and widths that shrink down the list
+        # let the lines underneath show through.
+        ax.plot(xs, ys, LINESTYLES[i % len(LINESTYLES)], color=colours[i % len(colours)],
+                linewidth=max(1.0, 2.6 - 0.2 * i), label=v.name)
         drawn += 1
+    if math.isfinite(floor):
+        # The first step's content loss is ~0 when the image starts as the content (init = content): let it fall
+        # below the axis rather than stretch the log scale over ten empty decades.
+        ax.set_ylim(bottom=floor / 2)
     first = next((v.history for v in variants if v.history), [])
     for prev, cur in itertools.pairwise(first):  # coarse-to-fine: mark where each finer scale starts
         if cur.get("scale", 0) != prev.get("scale", 0):

@@ -38,7 +38,6 @@ def publish(result: SweepResult, *, plots: bool = True) -> dict[str, Path]:
     atomic_write(files["sheet"], sheet_png)
     svgs: dict[str, bytes] = {}
     if plots:
-        (out / "plots").mkdir(exist_ok=True)
         title = result.experiment.title or result.experiment.name
         for term in plot_terms(result.variants):
             png, svg = render_plot(term, result.variants, title=title)
@@ -103,7 +102,8 @@ def toml_lines(values: dict[str, Any]) -> list[str]:
     out = []
     for k, v in values.items():
         if v is None:
-            out.append(f"# {k} = none")
+            if k != "preset":  # "none" is how impasto's TOML spells None (TOML has no null)
+                out.append(f'{k} = "none"')
         elif isinstance(v, dict):
             out.append(f"{k} = {{ " + ", ".join(f"{n} = {w!r}" for n, w in v.items()) + " }")
         else:
@@ -128,20 +128,26 @@ def manifest(result: SweepResult) -> dict[str, Any]:
     }
 
 
-def _intro(result: SweepResult) -> list[str]:
-    exp = result.experiment
-    c0 = exp.base
+def _intro(result: SweepResult) -> str:
     done = sum(v.finished for v in result.variants)
+    return (f"{len(result.variants)} variants, {done} finished ({result.status}); "
+            f"{sum(v.steps_done for v in result.variants)} steps in all. Content: {result.content.name}. "
+            f"Style{'s' if len(result.styles) > 1 else ''}: " + ", ".join(s.name for s in result.styles) + ".")
+
+
+def _notes(result: SweepResult) -> list[str]:
+    c0 = result.experiment.base
     return [
-        (f"{len(result.variants)} variants, {done} finished ({result.status}); "
-         f"{sum(v.steps_done for v in result.variants)} steps in all."),
-        (f"Content: {result.content.name}. Style{'s' if len(result.styles) > 1 else ''}: "
-         + ", ".join(s.name for s in result.styles) + "."),
-        (f"Losses are in the {c0.loss_norm!r} convention ({LOSS_CONVENTIONS[c0.loss_norm]}); content, style and "
-         "tv are the unweighted terms at the last step, total is the weighted sum that was minimised."),
-        ("Time is each variant's optimisation time; variants in one batch ran together, so they share it (and the "
-         "peak memory, which is the GPU's allocated memory or, on a CPU, the process's resident memory)."),
+        (f"Losses are in the {c0.loss_norm!r} convention ({LOSS_CONVENTIONS[c0.loss_norm]}). Content, style and "
+         "tv are the unweighted terms at the last step; total is the weighted sum that was minimised."),
+        ("Time is each variant's optimisation time. Variants in one batch ran together through VGG, so they share "
+         "it, and the peak memory: the GPU's allocated memory, or on a CPU the process's resident memory."),
+        "Blank cells have the base's value; the (base) row gives it.",
     ]
+
+
+def _reproducible(result: SweepResult) -> bool:
+    return not any(name.startswith("<") for name in [result.content.name, *(s.name for s in result.styles)])
 
 
 # -- Markdown --------------------------------------------------------------------------------------------------------
@@ -151,11 +157,12 @@ def markdown(result: SweepResult, terms: list[str]) -> str:
     out = [f"# {exp.title or 'impasto sweep: ' + exp.name}", ""]
     if exp.description:
         out += [exp.description.strip(), ""]
-    out += [" ".join(_intro(result)), "", "## Variants", ""]
+    out += [_intro(result), "", "## Variants", ""]
     out.append("| " + " | ".join(header) + " |")
     out.append("|" + "|".join("---" for _ in header) + "|")
     for row in table:
         out.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+    out += [""] + [f"- {n}" for n in _notes(result)]
     notes = [v for v in result.variants if v.note]
     if notes:
         out += ["", "What each variant tests:", ""]
@@ -168,8 +175,9 @@ def markdown(result: SweepResult, terms: list[str]) -> str:
     out += ["## Pictures", ""]
     out += [f"- [{v.name}](runs/{v.slug}.png)" + (f" ({state_text(v)})" if v.status != "done" else "")
             for v in result.variants if v.path]
-    out += ["", "## Base settings", "", "```toml", "[base]", *toml_lines(exp.base.to_dict()), "```", "",
-            "## Reproduce", "", "```sh", command(result), "```", ""]
+    out += ["", "## Base settings", "", "```toml", "[base]", *toml_lines(exp.base.to_dict()), "```", ""]
+    if _reproducible(result):
+        out += ["## Reproduce", "", "```sh", command(result), "```", ""]
     return "\n".join(out)
 
 
@@ -211,7 +219,7 @@ def page(result: SweepResult, sheet_png: bytes, svgs: dict[str, bytes]) -> str:
            f"<title>{esc(title)}</title>", f"<style>{CSS}</style></head><body>", f"<h1>{esc(title)}</h1>"]
     if exp.description:
         out.append(f"<p>{esc(exp.description.strip())}</p>")
-    out += [f"<p>{esc(line)}</p>" for line in _intro(result)]
+    out.append(f"<p>{esc(_intro(result))}</p>")
     out += ["<h2>Variants</h2>", "<table><thead><tr><th></th>"]
     out += [f"<th>{esc(h)}</th>" for h in header]
     out.append("</tr></thead><tbody>")
@@ -226,12 +234,15 @@ def page(result: SweepResult, sheet_png: bytes, svgs: dict[str, bytes]) -> str:
                 out.append(f'<td{" class=num" if h in numeric else ""}>{esc(cell)}</td>')
         out.append("</tr>")
     out.append("</tbody></table>")
+    out.append("<ul class=muted>" + "".join(f"<li>{esc(n)}</li>" for n in _notes(result)) + "</ul>")
     out += ["<h2>Contact sheet</h2>",
             f'<figure><img alt="contact sheet" src="{_data_uri(sheet_png, "image/png")}"></figure>']
     if svgs:
         out.append("<h2>Loss curves</h2>")
         out += [f'<figure><img alt="{esc(TERMS[t])}" src="{_data_uri(svg, "image/svg+xml")}"></figure>'
                 for t, svg in svgs.items()]
-    out += ["<h2>Base settings</h2>", "<pre>" + esc("\n".join(["[base]", *toml_lines(exp.base.to_dict())])) + "</pre>",
-            "<h2>Reproduce</h2>", f"<pre>{esc(command(result))}</pre>", "</body></html>", ""]
+    out += ["<h2>Base settings</h2>", "<pre>" + esc("\n".join(["[base]", *toml_lines(exp.base.to_dict())])) + "</pre>"]
+    if _reproducible(result):
+        out += ["<h2>Reproduce</h2>", f"<pre>{esc(command(result))}</pre>"]
+    out += ["</body></html>", ""]
     return "\n".join(out)

@@ -206,7 +206,7 @@ class _Run:
     def on_step(self, batch: Batch, step: Step) -> None:
         name = batch.names[step.index]
         v = self.by_name[name]
-        v.status, v.steps_done = "running", step.step
+        v.status, v.steps_done, v.elapsed = "running", step.step, step.elapsed
         v.history.append({"step": step.step, "scale": step.scale, "time": step.elapsed, **step.losses})
         self.live[name] = step
         last = step.index == len(batch.names) - 1

@@ -103,7 +103,7 @@ def render_sheet(result: SweepResult, *, columns: int | None = None) -> Image.Im
         if v.note:
             rows += [(s, text_f, GREY) for s in _wrap(scratch, v.note, text_f, cell)[:3]]
         if loss_text(v):
-            rows.append((loss_text(v), text_f, INK))
+            rows += [(s, text_f, INK) for s in _wrap(scratch, loss_text(v), text_f, cell)]
         colour = ACCENT if v.status in ("diverged", "cancelled") else GREY
         rows += [(s, text_f, colour) for s in _wrap(scratch, state_text(v), text_f, cell)]
         labels.append(rows)

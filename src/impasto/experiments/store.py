@@ -27,6 +27,7 @@ from PIL import Image
 from ..api import Result
 from ..config import StyleConfig
 from ..core.optimize import RunState
+from ..errors import OutputError
 from ..io.checkpoint import save_checkpoint
 from ..io.images import atomic_write
 from .results import VariantResult
@@ -49,7 +50,13 @@ class RunFolder:
         self.runs = root / "runs"
 
     def create(self) -> None:
-        self.runs.mkdir(parents=True, exist_ok=True)
+        if self.root.exists() and not self.root.is_dir():
+            raise OutputError(f"{self.root}: is a file; give -o a folder for the sweep's results")
+        try:
+            (self.root / "plots").mkdir(parents=True, exist_ok=True)
+            self.runs.mkdir(exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"{self.root}: cannot create the sweep's folder ({e.strerror or e})") from None
 
     def image(self, slug: str) -> Path:
         return self.runs / f"{slug}.png"
