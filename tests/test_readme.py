@@ -50,7 +50,7 @@ def test_python_example_runs(tmp_path, monkeypatch, content_img, style_img, styl
                      ("ink.jpg", style2_img)):
         im.save(name)
     ns: dict = {}
-    exec(compile(code, "README.md", "exec"), ns)  # noqa: S102
+    exec(compile(code, "README.md", "exec"), ns)
     assert ns["result"].status == "done" and (tmp_path / "out.png").exists()
     assert ns["variant"].pooling == "avg" and ns["classic"].steps == 100
 

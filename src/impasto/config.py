@@ -95,6 +95,11 @@ class StyleConfig:
     preserve_color: PreserveColor = "none"
     """``luminance``: transfer on luminance only and keep the content's colours; ``histogram``: give the styles the
     content's colour statistics first; ``none``."""
+    tile_size: int = 0
+    """Run VGG on tiles of this many pixels (a multiple of 16) with random offsets each step, for sizes beyond memory
+    (4096 px); the gradient is the whole image's. 0: the whole image at once."""
+    checkpoint: bool = False
+    """Activation checkpointing: recompute activations during backward; less memory, about a third slower."""
     save_every: int = 0
     """Write an intermediate image every N steps (0: never)."""
     max_pixels: int = 40_000_000
@@ -246,7 +251,13 @@ def _int(key: str, value: Any) -> int:
 
 def _coerce(key: str, value: Any) -> Any:
     """Values from the CLI, TOML, JSON or Python → the field's type."""
-    if key in ("size", "steps", "seed", "save_every", "max_pixels"):
+    if key == "checkpoint":
+        if isinstance(value, str):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                raise _bad(key, value, "expected true or false")
+            return value.lower() in ("true", "1", "yes", "on")
+        return bool(value)
+    if key in ("size", "steps", "seed", "save_every", "max_pixels", "tile_size"):
         return _int(key, value)
     if key in ("start_size", "first_steps"):
         return None if value in (None, "none", "None", "") else _int(key, value)
@@ -301,6 +312,8 @@ def _validate(c: StyleConfig) -> None:
         raise _bad("first_steps", c.first_steps, "must be > 0, or none for 2 x steps")
     if not 0 <= c.seed < 2**63:
         raise _bad("seed", c.seed, "must be a whole number from 0 to 2**63 - 1")
+    if c.tile_size and (c.tile_size < 64 or c.tile_size % 16):
+        raise _bad("tile_size", c.tile_size, "must be 0 (no tiles) or a multiple of 16 of at least 64, e.g. 1024")
     if c.save_every < 0:
         raise _bad("save_every", c.save_every, "must be >= 0 (0 = never)")
     if not (math.isfinite(c.scale_factor) and 1.05 <= c.scale_factor <= 4):

@@ -33,18 +33,31 @@ def _guided(feat: torch.Tensor, guide: torch.Tensor | None) -> tuple[torch.Tenso
     return feat * g.sqrt(), g.flatten(1).sum(1).expand(b).clamp_min(1.0)
 
 
-def gram_matrix(feat: torch.Tensor, norm: str = "relative", guide: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, C, H, W) → (B, C, C), computed in fp32 (half-precision Grams overflow)."""
+def moments(feat: torch.Tensor, guide: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sums over positions that every style statistic is made from, and that add up over tiles.
+
+    (B, C, H, W) → (Σ f fᵀ (B, C, C), Σ f (B, C), positions (B,)), in fp32 at least (half-precision Grams overflow).
+    """
     feat = _f32(feat)
     b, c, _, _ = feat.shape
     feat, positions = _guided(feat, guide)
     flat = feat.reshape(b, c, -1)
-    gram = flat @ flat.transpose(1, 2)
+    return flat @ flat.transpose(1, 2), flat.sum(-1), positions
+
+
+def _gram(second: torch.Tensor, positions: torch.Tensor, norm: str) -> torch.Tensor:
+    b, c, _ = second.shape
     if norm == "relative":
-        return gram / positions.view(b, 1, 1)
+        return second / positions.view(b, 1, 1)
     if norm == "jcjohnson":
-        return gram / (positions.view(b, 1, 1) * c)
-    return gram  # classic: unnormalised
+        return second / (positions.view(b, 1, 1) * c)
+    return second  # classic: unnormalised
+
+
+def gram_matrix(feat: torch.Tensor, norm: str = "relative", guide: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, C, H, W) → (B, C, C)."""
+    second, _, positions = moments(feat, guide)
+    return _gram(second, positions, norm)
 
 
 class ContentLoss(nn.Module):
@@ -54,13 +67,18 @@ class ContentLoss(nn.Module):
         self.register_buffer("target", _f32(target.detach()))  # (B|1, C, H, W)
         self.register_buffer("scale", self.target.pow(2).flatten(1).sum(1).add(EPS))  # (B|1,)
 
-    def forward(self, feat: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:  # → (B,)
-        diff = (_f32(feat) - self.target).pow(2)
+    def normalizer(self) -> torch.Tensor:
+        """What the sum of squared differences is divided by: ‖F̂‖² (relative) or the element count (mean)."""
+        return self.scale if self.norm == "relative" else torch.full_like(self.scale, self.target[0].numel())
+
+    def sum_sq(self, feat: torch.Tensor, target: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
+        diff = (_f32(feat) - target).pow(2)
         if guide is not None:
             diff = diff * F.interpolate(guide.to(diff.dtype), size=diff.shape[-2:], mode="area")
-        if self.norm == "relative":
-            return diff.flatten(1).sum(1) / self.scale
-        return diff.flatten(1).mean(1)
+        return diff.flatten(1).sum(1)
+
+    def forward(self, feat: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:  # → (B,)
+        return self.sum_sq(feat, self.target, guide) / self.normalizer()
 
 
 class GramLoss(nn.Module):
@@ -73,17 +91,27 @@ class GramLoss(nn.Module):
         self.register_buffer("scale", self.target.pow(2).flatten(1).sum(1).add(EPS))
 
     @staticmethod
-    def stats(feat: torch.Tensor, norm: str = "relative", guide: torch.Tensor | None = None) -> torch.Tensor:
-        return gram_matrix(feat, norm, guide)
+    def stats_from_moments(second: torch.Tensor, first: torch.Tensor, positions: torch.Tensor,
+                           norm: str = "relative") -> torch.Tensor:
+        return _gram(second, positions, norm)
 
-    def forward(self, feat: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
-        gram = gram_matrix(feat, self.norm, guide)
+    @classmethod
+    def stats(cls, feat: torch.Tensor, norm: str = "relative", guide: torch.Tensor | None = None) -> torch.Tensor:
+        return cls.stats_from_moments(*moments(feat, guide), norm)
+
+    def from_moments(self, second: torch.Tensor, first: torch.Tensor, positions: torch.Tensor,
+                     shape: tuple[int, int, int]) -> torch.Tensor:
+        """The loss from accumulated moments; ``shape`` is the whole feature map's (C, H, W)."""
+        gram = _gram(second, positions, self.norm)
         diff = (gram - self.target).pow(2).flatten(1)
         if self.norm == "relative":
             return diff.sum(1) / self.scale
-        c, h, w = feat.shape[1:]
+        c, h, w = shape
         loss = diff.mean(1)
         return loss / (c * h * w) if self.norm == "classic" else loss
+
+    def forward(self, feat: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
+        return self.from_moments(*moments(feat, guide), tuple(feat.shape[1:]))  # type: ignore[arg-type]
 
 
 class WassersteinLoss(nn.Module):
@@ -107,19 +135,21 @@ class WassersteinLoss(nn.Module):
         self.register_buffer("scale", (mean.pow(2).sum(-1) + self.trace.double()).to(dtype).add(EPS))
 
     @staticmethod
-    def stats(feat: torch.Tensor, norm: str = "relative", guide: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, C, H, W) → (B, C, C+1): second moment minus mean outer product (covariance), and the mean."""
-        feat = _f32(feat)
-        b, c, _, _ = feat.shape
-        feat, positions = _guided(feat, guide)
-        flat = feat.reshape(b, c, -1)
-        mean = flat.sum(-1) / positions.view(b, 1)
-        second = flat @ flat.transpose(1, 2) / positions.view(b, 1, 1)
-        cov = second - mean.unsqueeze(2) * mean.unsqueeze(1)
+    def stats_from_moments(second: torch.Tensor, first: torch.Tensor, positions: torch.Tensor,
+                           norm: str = "relative") -> torch.Tensor:
+        """→ (B, C, C+1): covariance (second moment minus mean outer product), and the mean as the last column."""
+        b = second.shape[0]
+        mean = first / positions.view(b, 1)
+        cov = second / positions.view(b, 1, 1) - mean.unsqueeze(2) * mean.unsqueeze(1)
         return torch.cat([cov, mean.unsqueeze(-1)], dim=-1)
 
-    def forward(self, feat: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
-        s = self.stats(feat, guide=guide)
+    @classmethod
+    def stats(cls, feat: torch.Tensor, norm: str = "relative", guide: torch.Tensor | None = None) -> torch.Tensor:
+        return cls.stats_from_moments(*moments(feat, guide))
+
+    def from_moments(self, second: torch.Tensor, first: torch.Tensor, positions: torch.Tensor,
+                     shape: tuple[int, int, int] | None = None) -> torch.Tensor:
+        s = self.stats_from_moments(second, first, positions)
         cov, mean = s[..., :-1], s[..., -1]
         m = self.cov_sqrt @ cov @ self.cov_sqrt
         m = (m + m.transpose(-1, -2)) / 2
@@ -127,6 +157,9 @@ class WassersteinLoss(nn.Module):
         trace = torch.diagonal(cov, dim1=-2, dim2=-1).sum(-1)
         w2 = (mean - self.mean).pow(2).sum(-1) + trace + self.trace - 2 * cross
         return w2.clamp_min(0) / self.scale
+
+    def forward(self, feat: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
+        return self.from_moments(*moments(feat, guide))
 
 
 STYLE_LOSSES: dict[str, type[nn.Module]] = {"gram": GramLoss, "wasserstein": WassersteinLoss}

@@ -8,14 +8,20 @@ _CHANNELS = (64, 128, 256, 512, 512)
 WEIGHT_BYTES = 80_000_000  # the 16 convolutions in fp32
 
 
-def estimate_bytes(height: int, width: int, layers: list[str], batch: int = 1, lbfgs_history: int = 0) -> int:
+def estimate_bytes(height: int, width: int, layers: list[str], batch: int = 1, lbfgs_history: int = 0,
+                   tile: int = 0, checkpoint: bool = False, halo: int = 96) -> int:
     """Peak bytes of one optimisation step: activations kept for backward (fp32), their gradients, the weights.
 
     Each conv/relu output is stored once for backward and its gradient is alive once during backward (×2); pooling
     keeps its input's indices. The constant 1.3 covers allocator slack and temporaries (measured, bench/memory.py).
+    With tiles, VGG sees one tile (plus its halo) at a time, and only the pixels, the optimiser's state and the
+    content targets are whole-image. Checkpointing keeps about half of the activations (measured).
     """
     if not layers:
         return WEIGHT_BYTES
+    full = (height, width)
+    if tile:
+        height, width = min(height, tile + 2 * halo), min(width, tile + 2 * halo)
     last = max(LAYER_INDEX[name] for name in layers)
     total = 0
     h, w = height, width
@@ -26,6 +32,8 @@ def estimate_bytes(height: int, width: int, layers: list[str], batch: int = 1, l
             total += _CHANNELS[block - 1] * h * w
         else:
             total += _CHANNELS[block - 1] * h * w
-    per_image = total * 4 * 2 + 3 * height * width * 4 * (8 + 2 * lbfgs_history)
+    activations = total * 4 * 2 * (0.5 if checkpoint else 1.0)
+    pixels = 3 * full[0] * full[1] * 4 * (8 + 2 * lbfgs_history)
+    targets = 512 * full[0] * full[1] // 64 * 4 if tile else 0  # a relu4_x content map, whole-image
     grams = sum(_CHANNELS[int(n[4]) - 1] ** 2 for n in layers) * 4 * 4
-    return int((per_image + grams) * batch * 1.3) + WEIGHT_BYTES
+    return int((activations + pixels + targets + grams) * batch * 1.3) + WEIGHT_BYTES

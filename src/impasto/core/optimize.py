@@ -18,15 +18,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from . import tiling
 from .events import Step, StopToken
-from .losses import STYLE_LOSSES, ContentLoss, tv_loss
+from .losses import STYLE_LOSSES, ContentLoss, moments, tv_loss
 from .schedule import scale_sizes, steps_per_scale
 from .vgg import VGG19
 
 # Fields every run of a batch must share (the others — weights, layers, blend, lr, seed, init, ema — may differ).
 BATCH_SHARED = (
     "size", "shape", "start_size", "scale_factor", "steps", "first_steps", "optimizer", "weights", "pooling",
-    "loss_norm", "style_loss", "param", "tol", "preserve_color", "style_scale", "device",
+    "loss_norm", "style_loss", "param", "tol", "preserve_color", "style_scale", "device", "tile_size", "checkpoint",
 )
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -103,10 +104,14 @@ class Objective:
     """The loss of a batch at one scale: targets computed once (no autograd), per-item weights as tensors."""
 
     def __init__(self, model: VGG19, content: torch.Tensor, styles: Sequence[torch.Tensor], cfgs: Sequence[Any],
-                 guide: torch.Tensor | None = None) -> None:
+                 guide: torch.Tensor | None = None, tile: int = 0) -> None:
         c0 = cfgs[0]
         n, dev = len(cfgs), content.device
         self.model, self.norm, self.guide = model, c0.loss_norm, guide
+        # Tiles only where the image is larger than a tile; the style images may need them on their own.
+        self.tile = tile if tile and max(content.shape[-2:]) > tile else 0
+        if self.tile and guide is not None:
+            raise ValueError("spatial guides are not supported with tiles yet")
         self.content_layers = sorted({name for c in cfgs for name in c.content_layers if c.content_weight > 0})
         self.style_layers = sorted({name for c in cfgs for name, _ in c.style_layers})
         self.layers = sorted(set(self.content_layers) | set(self.style_layers))
@@ -136,13 +141,20 @@ class Objective:
         with torch.no_grad():
             self.content_losses = {}
             if self.content_layers:
-                feats = model(content, self.content_layers)
+                feats = (tiling.tiled_features(model, content, self.content_layers, self.tile) if self.tile
+                         else model(content, self.content_layers))
                 self.content_losses = {k: ContentLoss(feats[k], self.norm) for k in self.content_layers}
             loss_cls = STYLE_LOSSES[c0.style_loss]
+            self.loss_cls = loss_cls
             per_style = []
             for s in styles:
-                feats = model(s, self.style_layers)
-                per_style.append({k: loss_cls.stats(v, self.norm) for k, v in feats.items()})  # type: ignore[attr-defined]
+                if tile and max(s.shape[-2:]) > tile:  # style targets from the whole style image, tile by tile
+                    acc = tiling.tiled_moments(model, s, self.style_layers, tile, moments)
+                    per_style.append({k: loss_cls.stats_from_moments(*m, self.norm)  # type: ignore[attr-defined]
+                                      for k, m in acc.items()})
+                else:
+                    feats = model(s, self.style_layers)
+                    per_style.append({k: loss_cls.stats(v, self.norm) for k, v in feats.items()})  # type: ignore[attr-defined]
             blends = []
             for c in cfgs:
                 b = list(c.style_blend) if c.style_blend is not None else [1.0] * len(styles)
@@ -167,6 +179,56 @@ class Objective:
                        for k, m in self.content_losses.items()), zero)
         style = sum((self.style_layer_w[k] * m(feats[k], self.guide) for k, m in self.style_losses.items()), zero)
         tv = tv_loss(img, self.norm) if bool((self.tv_weight > 0).any()) else zero
+        total = self.content_weight * content + self.style_weight * style + self.tv_weight * tv
+        return {"total": total, "content": content, "style": style, "tv": tv}
+
+    def tiled_backward(self, images: Callable[[tiling.Box], torch.Tensor], size: tuple[int, int],
+                       offset: tuple[int, int]) -> dict[str, torch.Tensor]:
+        """Back-propagate the whole-image loss tile by tile (see core/tiling.py); returns the detached terms.
+
+        ``images(box)`` gives the (n, 3, h, w) crop of the current images, attached to the optimiser's variables.
+        """
+        h, w = size
+        dev = self.content_weight.device
+        zero = torch.zeros(self.n, device=dev)
+        content_sq = {k: zero.clone() for k in self.content_losses}
+        # Pass 1 (no autograd): moments of every style layer, and the content term, over all tiles.
+        acc = tiling.tiled_moments(lambda x, layers: self.model(x, layers), images((0, h, 0, w)).detach(),
+                                   self.layers, self.tile, moments, offset)
+        # The style loss and its gradient with respect to the moments: a small C×C computation.
+        leaves: dict[str, list[torch.Tensor]] = {k: [t.requires_grad_(True) for t in acc[k][:2]] + [acc[k][2]]
+                                                 for k in self.style_losses}
+        style = zero.clone()
+        for k, m in self.style_losses.items():
+            shape = (acc[k][0].shape[1], *tiling.feature_shape(k, h, w))
+            style = style + self.style_layer_w[k] * m.from_moments(*leaves[k], shape)
+        flat = [t for k in leaves for t in leaves[k][:2]]
+        grads = torch.autograd.grad((self.style_weight * style).sum(), flat, allow_unused=True)
+        g = dict(zip([(k, i) for k in leaves for i in range(2)], grads))
+        # Pass 2: each tile with autograd; the surrogate's gradient is the whole-image loss's on that tile.
+        for interior, padded in tiling.boxes(h, w, self.tile, offset):
+            feats = self.model(images(padded), self.layers)
+            surrogate = torch.zeros((), device=dev)
+            for k in self.style_losses:
+                second, first, _ = moments(tiling.crop(feats[k], k, interior, padded))
+                for i, t in ((0, second), (1, first)):
+                    if g[(k, i)] is not None:
+                        surrogate = surrogate + (g[(k, i)] * t).sum()
+            for k, m in self.content_losses.items():
+                target = tiling.global_crop(m.target, k, interior)
+                sq = m.sum_sq(tiling.crop(feats[k], k, interior, padded), target)
+                content_sq[k] += sq.detach()
+                surrogate = surrogate + (self.content_weight * self.content_layer_w[k] * sq / m.normalizer()).sum()
+            surrogate.backward()
+        content = sum((self.content_layer_w[k] * content_sq[k] / m.normalizer()
+                       for k, m in self.content_losses.items()), zero)
+        tv = zero
+        if bool((self.tv_weight > 0).any()):
+            whole = images((0, h, 0, w))
+            tv_terms = tv_loss(whole, self.norm)
+            (self.tv_weight * tv_terms).sum().backward()
+            tv = tv_terms.detach()
+        style = style.detach()
         total = self.content_weight * content + self.style_weight * style + self.tv_weight * tv
         return {"total": total, "content": content, "style": style, "tv": tv}
 
@@ -233,6 +295,8 @@ def optimize(
     state.status = "running"
     t0 = time.perf_counter() - state.elapsed
     torch.manual_seed(c0.seed)
+    tile_rng = torch.Generator().manual_seed(c0.seed + state.step)  # tile offsets: reproducible, also on resume
+    model.checkpoint = bool(c0.checkpoint)
 
     while state.scale < len(sizes):
         size = sizes[state.scale]
@@ -240,7 +304,7 @@ def optimize(
         styles_s = [resize(s, _style_size(s, size, c0.style_scale)) for s in styles]
         if style_transform is not None:
             styles_s = [style_transform(s, content_s) for s in styles_s]
-        objective = Objective(model, content_s, styles_s, cfgs, guide)
+        objective = Objective(model, content_s, styles_s, cfgs, guide, tile=c0.tile_size)
 
         if state.params is None:
             state.params = [pixels.to_var(resize(img, size)).detach() for img in state.images]
@@ -262,9 +326,15 @@ def optimize(
             opt.zero_grad(set_to_none=True)
             for p in params:
                 pixels.project(p)
+            last.clear()
+            if objective.tile:
+                offset = tiling.random_offset(objective.tile, tile_rng)
+                terms = objective.tiled_backward(
+                    lambda b: torch.cat([pixels.to_img(p[..., b[0]:b[1], b[2]:b[3]]) for p in params]), size, offset)
+                last.update(terms)
+                return terms["total"].sum()
             img = torch.cat([pixels.to_img(p) for p in params])
             terms = objective(img)
-            last.clear()
             last.update({k: v.detach() for k, v in terms.items()})
             terms["total"].sum().backward()
             return terms["total"].sum()
@@ -326,8 +396,10 @@ def optimize(
         state.opt_state = opt.state_dict() if c0.optimizer == "adam" else None
         state.elapsed = time.perf_counter() - t0
         if state.status != "running":
-            state.images = [pixels.to_img(p).clamp(0, 1) for p in state.params] if state.status == "diverged" \
-                else state.images
+            # Stopped or diverged: state.images already holds the last finite step's output (EMA included), except
+            # before this scale's first step, when it is the previous (smaller) scale's: take the pixels then.
+            if tuple(state.images[0].shape[-2:]) != tuple(size):
+                state.images = [pixels.to_img(p).clamp(0, 1) for p in state.params]
             return state
         # Next scale: start from this scale's output, upsampled; carry Adam's moments.
         state.scale += 1

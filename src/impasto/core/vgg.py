@@ -64,7 +64,7 @@ class VGG19(nn.Module):
         self.pooling = pooling
         modules: list[nn.Module] = []
         in_ch = 3
-        for block, (n, ch) in enumerate(zip(_BLOCKS, _CHANNELS)):
+        for n, ch in zip(_BLOCKS, _CHANNELS):
             for _ in range(n):
                 modules += [nn.Conv2d(in_ch, ch, kernel_size=3, padding=1), nn.ReLU(inplace=False)]
                 in_ch = ch
@@ -73,6 +73,7 @@ class VGG19(nn.Module):
             # roughly the magnitude the following layers were trained on.
             modules.append(nn.MaxPool2d(2, 2) if pooling == "max" else _ScaledAvgPool())
         self.features = nn.Sequential(*modules)
+        self.checkpoint = False  # recompute each block's activations during backward (less memory, ~30% slower)
         self.requires_grad_(False)
         self.eval()
 
@@ -81,13 +82,41 @@ class VGG19(nn.Module):
         if not wanted:
             return {}
         last = max(LAYER_INDEX[name] for name in wanted)
-        out: dict[str, torch.Tensor] = {}
         x = self.preprocess(rgb)
+        if self.checkpoint and torch.is_grad_enabled() and x.requires_grad:
+            return self._checkpointed(x, wanted, last)
+        out: dict[str, torch.Tensor] = {}
         for idx in range(last + 1):
             x = self.features[idx](x)
             name = LAYER_NAMES[idx]
             if name in wanted:
                 out[name] = x
+        return out
+
+    def _checkpointed(self, x: torch.Tensor, wanted: set[str], last: int) -> dict[str, torch.Tensor]:
+        """Activation checkpointing per block (conv…pool): only block outputs and requested layers are kept for
+        backward; each block's inner activations are recomputed when its gradient is needed."""
+        from torch.utils.checkpoint import checkpoint
+
+        out: dict[str, torch.Tensor] = {}
+        start = 0
+        while start <= last:
+            end = start
+            while end < last and not LAYER_NAMES[end].startswith("pool"):
+                end += 1
+            names = [LAYER_NAMES[i] for i in range(start, end + 1) if LAYER_NAMES[i] in wanted]
+
+            def run(h: torch.Tensor, a: int = start, b: int = end) -> tuple[torch.Tensor, ...]:
+                kept = []
+                for i in range(a, b + 1):
+                    h = self.features[i](h)
+                    if LAYER_NAMES[i] in wanted:
+                        kept.append(h)
+                return (h, *kept)
+
+            x, *kept = checkpoint(run, x, use_reentrant=False)
+            out.update(zip(names, kept))
+            start = end + 1
         return out
 
     def shapes(self, height: int, width: int, layers: Sequence[str] = LAYER_NAMES) -> dict[str, tuple[int, int, int]]:
