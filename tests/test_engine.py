@@ -72,6 +72,8 @@ def test_schedule_ends_at_the_requested_size():
     assert scale_sizes((64, 64), None) == [(64, 64)] and scale_sizes((64, 64), 128) == [(64, 64)]
     assert steps_per_scale(3, 100, 300) == [300, 100, 100]
     assert steps_per_scale(3, 100, None) == [200, 100, 100] and steps_per_scale(1, 100, 300) == [100]
+    assert steps_per_scale(4, 100, None, (300, 50)) == [300, 50, 50, 50]
+    assert StyleConfig(scale_steps="300,50").scale_steps == (300, 50)
     for final in [(512, 384), (2048, 1365), (130, 97)]:
         assert scale_sizes(final, 128)[-1] == final
 

@@ -52,6 +52,8 @@ class StyleConfig:
     """Iterations at each scale (at the first of several: ``first_steps``)."""
     first_steps: int | None = None
     """Iterations at the first (coarsest) of several scales; None: 2 × ``steps``."""
+    scale_steps: tuple[int, ...] | None = None
+    """Iterations at each scale, coarsest first, e.g. "200,100,100,50"; the last repeats. Overrides the two above."""
     optimizer: Optimizer = "adam"
     """``adam`` (per-pixel, robust, batchable) or ``lbfgs`` (jcjohnson/neural-style's choice)."""
     lr: float = 0.02
@@ -131,6 +133,8 @@ class StyleConfig:
             d["shape"] = list(self.shape)
         if self.style_blend is not None:
             d["style_blend"] = list(self.style_blend)
+        if self.scale_steps is not None:
+            d["scale_steps"] = list(self.scale_steps)
         return d
 
     def key(self) -> str:
@@ -282,6 +286,11 @@ def _coerce(key: str, value: Any) -> Any:
             raise ConfigError(f"content_layers: {e}") from None
     if key == "style_layers":
         return parse_style_layers(value)
+    if key == "scale_steps":
+        if value in (None, "", "none", "None"):
+            return None
+        parts = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(_int(key, p) for p in parts)
     if key == "style_blend":
         if value in (None, "", "none"):
             return None
@@ -314,6 +323,8 @@ def _validate(c: StyleConfig) -> None:
         raise _bad("seed", c.seed, "must be a whole number from 0 to 2**63 - 1")
     if c.tile_size and (c.tile_size < 64 or c.tile_size % 16):
         raise _bad("tile_size", c.tile_size, "must be 0 (no tiles) or a multiple of 16 of at least 64, e.g. 1024")
+    if c.scale_steps is not None and (not c.scale_steps or min(c.scale_steps) <= 0):
+        raise _bad("scale_steps", c.scale_steps, "give positive whole numbers, e.g. 200,100,50, or none")
     if c.save_every < 0:
         raise _bad("save_every", c.save_every, "must be >= 0 (0 = never)")
     if not (math.isfinite(c.scale_factor) and 1.05 <= c.scale_factor <= 4):

@@ -26,7 +26,7 @@ from .vgg import VGG19
 
 # Fields every run of a batch must share (the others — weights, layers, blend, lr, seed, init, ema — may differ).
 BATCH_SHARED = (
-    "size", "shape", "start_size", "scale_factor", "steps", "first_steps", "optimizer", "weights", "pooling",
+    "size", "shape", "start_size", "scale_factor", "steps", "first_steps", "scale_steps", "optimizer", "weights", "pooling",
     "loss_norm", "style_loss", "param", "tol", "preserve_color", "style_scale", "device", "tile_size", "checkpoint",
 )
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -284,7 +284,7 @@ def optimize(
     device = content.device
     final = tuple(content.shape[-2:])
     sizes = scale_sizes(final, c0.start_size, c0.scale_factor)  # type: ignore[arg-type]
-    plan = steps_per_scale(len(sizes), c0.steps, c0.first_steps)
+    plan = steps_per_scale(len(sizes), c0.steps, c0.first_steps, c0.scale_steps)
     total_steps = sum(plan)
     pixels = _Pixels(c0.param, device)
     n = len(cfgs)
@@ -415,6 +415,6 @@ def optimize(
 
 def total_steps(cfg: Any, final: tuple[int, int]) -> int:
     sizes = scale_sizes(final, cfg.start_size, cfg.scale_factor)
-    return sum(steps_per_scale(len(sizes), cfg.steps, cfg.first_steps))
+    return sum(steps_per_scale(len(sizes), cfg.steps, cfg.first_steps, cfg.scale_steps))
 
 

@@ -29,12 +29,16 @@ def scale_sizes(final: tuple[int, int], start: int | None, factor: float = math.
     return [*sizes, final]
 
 
-def steps_per_scale(n_scales: int, steps: int, first_steps: int | None) -> list[int]:
+def steps_per_scale(n_scales: int, steps: int, first_steps: int | None,
+                    scale_steps: tuple[int, ...] | None = None) -> list[int]:
     """Iterations per scale: ``steps`` at each scale, ``first_steps`` (default 2 × steps) at the first of several.
 
     The first scale starts from the content (or noise) and has the most to do; later scales refine an upsampled
-    result (crowsonkb: 1000 then 500).
+    result (crowsonkb: 1000 then 500). ``scale_steps`` lists them explicitly, coarsest first, its last value
+    repeating (print sizes: few iterations where they are expensive, as jcjohnson's multi-resolution recipe does).
     """
+    if scale_steps:
+        return [scale_steps[min(i, len(scale_steps) - 1)] for i in range(n_scales)]
     if n_scales == 1:
         return [steps]
     return [first_steps or 2 * steps] + [steps] * (n_scales - 1)
