@@ -15,10 +15,11 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the web extra is not installed: pip install 'impasto[web]'")
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install playwright")
-expect = sync_api.expect
 
-from impasto.io.images import read_recipe
-from impasto.web.app import create_app
+from impasto.io.images import read_recipe  # noqa: E402  (after the skips: needs the web extra)
+from impasto.web.app import create_app  # noqa: E402
+
+expect = sync_api.expect
 
 CHROMIUM = os.environ.get("IMPASTO_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -25,7 +25,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 import impasto
-from impasto.cli import build_parser
+from impasto.cli import build_parser, main
 from impasto.errors import ImpastoError
 from impasto.io.images import read_recipe
 from impasto.web.app import Limits, create_app, label
@@ -58,10 +58,10 @@ def client(tmp_path):
 
 
 def submit(client: TestClient, pngs: dict[str, bytes], config: dict | None = None, styles: tuple = ("style",),
-           **data: str):
+           headers: dict | None = None, **data: str):
     files = [("content", ("photo.png", pngs["content"], "image/png"))]
     files += [("style", (f"{s}.png", pngs[s], "image/png")) for s in styles]
-    return client.post("/api/jobs", files=files, data={"config": json.dumps(config or FAST), **data})
+    return client.post("/api/jobs", files=files, data={"config": json.dumps(config or FAST), **data}, headers=headers)
 
 
 def wait_for(client: TestClient, job_id: str, ok, what: str) -> dict:
@@ -366,3 +366,17 @@ def test_serve_command_binds_loopback_and_refuses_foreign_hosts(tmp_path, monkey
     seen["server"].handle_exit(2, None)  # Ctrl-C: open event streams end, so that uvicorn can stop
     assert queue.streams_ended and seen["server"].should_exit
     assert build_parser().parse_args(["serve", "--host", "0.0.0.0"]).host == "0.0.0.0"
+    (tmp_path / "file").write_text("")
+    assert main(["serve", "--results", str(tmp_path / "file" / "r")]) == 2  # "cannot create the results folder"
+
+
+def test_other_sites_cannot_post_or_cancel(client, pngs):
+    client.app.state.queue.pause()
+    job = submit(client, pngs, headers={"origin": "http://testserver"})
+    assert job.status_code == 201, job.text  # the page itself
+    evil = {"origin": "http://evil.example"}
+    resp = submit(client, pngs, headers=evil)
+    assert resp.status_code == 403 and "cross-origin" in resp.json()["detail"]
+    assert client.delete(f"/api/jobs/{job.json()['id']}", headers=evil).status_code == 403
+    assert client.get("/api/jobs", headers=evil).status_code == 200  # reading is harmless
+    assert len(client.get("/api/jobs").json()["jobs"]) == 1

@@ -18,24 +18,26 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
-from . import require_web
-
-require_web()
-
-from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from fastapi.staticfiles import StaticFiles
 from PIL import Image
-from starlette.concurrency import run_in_threadpool
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import __version__
 from ..api import resolve_device
 from ..config import PRESETS, PreserveColor, StyleConfig, field_docs, from_dict
 from ..errors import ConfigError, ImageError
 from ..io.images import LoadedImage, load_image
+from . import MissingExtra
 from .jobs import FINAL, Job, JobQueue
+
+try:
+    from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+    from fastapi.staticfiles import StaticFiles
+    from starlette.concurrency import run_in_threadpool
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+except ModuleNotFoundError as e:  # the optional extra
+    raise MissingExtra(f"impasto serve needs {e.name}: pip install 'impasto[web]'") from None
 
 STATIC = Path(__file__).parent / "static"
 POLL_S = 0.1  # how often an event stream looks for news (cheap: it compares one counter)
@@ -73,19 +75,21 @@ class BodyLimit:
     Pure ASGI, so a too-large upload is answered before (or instead of) being read, never buffered whole.
     """
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            return await _send_error(send, TooLarge(self.max_bytes))
+            await _send_error(send, TooLarge(self.max_bytes))
+            return
         seen = 0
         started = False
 
-        async def counted() -> dict:
+        async def counted() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
@@ -94,7 +98,7 @@ class BodyLimit:
                     raise TooLarge(self.max_bytes)  # FastAPI passes HTTPExceptions from the body through
             return message
 
-        async def watched(message: dict) -> None:
+        async def watched(message: Message) -> None:
             nonlocal started
             started = started or message["type"] == "http.response.start"
             await send(message)
@@ -106,7 +110,28 @@ class BodyLimit:
                 await _send_error(send, e)
 
 
-async def _send_error(send: Any, e: HTTPException) -> None:
+class SameOrigin:
+    """Refuse requests that change things (POST, DELETE) when a browser says they come from another site.
+
+    A page elsewhere can send a plain form POST to a loopback server without asking first; browsers label such
+    requests with ``Origin``. Scripts (curl, httpx) send no Origin and pass.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            headers = dict(scope.get("headers", []))
+            origin, host = headers.get(b"origin"), headers.get(b"host", b"")
+            if origin is not None and origin.split(b"://", 1)[-1] != host:
+                await _send_error(send, HTTPException(403, "cross-origin requests are refused; use the page this "
+                                                           "server serves, or a script"))
+                return
+        await self.app(scope, receive, send)
+
+
+async def _send_error(send: Send, e: HTTPException) -> None:
     body = json.dumps({"detail": e.detail}).encode()
     await send({"type": "http.response.start", "status": e.status_code,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
@@ -196,6 +221,7 @@ def create_app(results_dir: str | Path, device: str = "auto", *, limits: Limits 
     app.state.queue = queue
     app.state.limits = limits
     app.add_middleware(BodyLimit, max_bytes=limits.max_upload_bytes)
+    app.add_middleware(SameOrigin)
     if allowed_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
 
@@ -288,14 +314,13 @@ def create_app(results_dir: str | Path, device: str = "auto", *, limits: Limits 
         found = queue.image(job)
         if found is None:
             raise HTTPException(404, f"the job has no image yet ({job.status})")
-        final = isinstance(found, Path)
-        headers = {"Cache-Control": "no-cache" if final else "no-store"}
+        headers = {"Cache-Control": "no-cache" if isinstance(found, Path) else "no-store"}
         if download:
             headers["Content-Disposition"] = f'attachment; filename="impasto-{job.id[:8]}.png"'
         if thumb is not None:
             data = await run_in_threadpool(_thumbnail, found, thumb)
             return Response(data, media_type="image/png", headers=headers)
-        if final:
+        if isinstance(found, Path):
             return FileResponse(found, media_type="image/png", headers=headers)
         return Response(found, media_type="image/png", headers=headers)
 
@@ -351,9 +376,9 @@ def create_app(results_dir: str | Path, device: str = "auto", *, limits: Limits 
 
 
 def _thumbnail(found: bytes | Path, side: int) -> bytes:
-    with Image.open(io.BytesIO(found) if isinstance(found, bytes) else found) as im:
-        im = im.convert("RGB")
-        im.thumbnail((side, side), Image.Resampling.LANCZOS)
-        buf = io.BytesIO()
-        im.save(buf, "PNG")
-        return buf.getvalue()
+    with Image.open(io.BytesIO(found) if isinstance(found, bytes) else found) as opened:
+        im = opened.convert("RGB")
+    im.thumbnail((side, side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()

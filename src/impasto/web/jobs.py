@@ -19,6 +19,7 @@ import collections
 import io
 import json
 import logging
+import os
 import re
 import secrets
 import threading
@@ -34,7 +35,7 @@ from .. import __version__
 from ..api import stylize
 from ..config import StyleConfig, from_dict
 from ..core.events import Step, StopToken
-from ..errors import ImpastoError
+from ..errors import ImpastoError, OutputError
 from ..io.images import RECIPE_KEY, LoadedImage, atomic_write, load_image, save_image
 
 log = logging.getLogger("impasto.web")
@@ -103,7 +104,13 @@ class JobQueue:
     def __init__(self, results_dir: str | Path, device: str, *, preview_every: int = 10,
                  run: Callable[..., Any] = stylize) -> None:
         self.root = Path(results_dir)
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"{self.root}: cannot create the results folder ({e.strerror or e}); "
+                              "pass --results DIR") from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise OutputError(f"{self.root}: the results folder is not writable; pass --results DIR")
         self.device = device
         self.preview_every = max(1, int(preview_every))
         self._run_fn = run
@@ -203,7 +210,7 @@ class JobQueue:
     def describe(self, job: Job, *, history: bool = False) -> dict[str, Any]:
         """A consistent snapshot of a job as plain JSON."""
         with self._lock:
-            d = {
+            d: dict[str, Any] = {
                 "id": job.id, "status": job.status, "message": job.message, "position": self._position(job),
                 "step": job.step, "total_steps": job.total_steps, "size": list(job.size) if job.size else None,
                 "losses": dict(job.losses), "created": job.created, "started": job.started,
