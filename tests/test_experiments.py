@@ -125,6 +125,7 @@ def test_style_layers_table_replaces_the_base(tmp_path: Path) -> None:
     ("[grid]\npooling = [\"max\", \"mean\"]\n", 12, ["[grid] pooling = mean", "choose one of max, avg"]),
     ("[grid]\nsteps = [4, 0]\n", 12, ["steps = 0", "must be > 0"]),
     ("[bsae]\nsize = 3\n", 11, ["unknown table [bsae]", "did you mean 'base'"]),
+    ('[[variant]]\nname = "x"\nlr = 0.1\n[grid]\nlr = [0.2]\n', 13, ["sets lr, which [grid] also sweeps"]),
 ])
 def test_errors_name_line_key_and_choices(tmp_path: Path, extra: str, line: int, words: list[str]) -> None:
     path = write(tmp_path, BASE + "\n" + extra)
@@ -135,6 +136,12 @@ def test_errors_name_line_key_and_choices(tmp_path: Path, extra: str, line: int,
     for w in words:
         assert w in msg, msg
     assert "\n" not in msg
+
+
+def test_key_outside_any_table(tmp_path: Path) -> None:
+    path = write(tmp_path, "# study\nsteps = 3\n" + BASE)
+    with pytest.raises(impasto.ConfigError, match=rf"^{path}:2: steps is outside any table; put it under \[base\]"):
+        load_experiment(path)
 
 
 def test_bad_base_value_points_at_base(tmp_path: Path) -> None:

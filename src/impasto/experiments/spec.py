@@ -141,6 +141,7 @@ def parse_experiment(data: Mapping[str, Any], *, text: str = "", path: Path | No
         name = raw.get("name", f"variant{i + 1}")
         if not isinstance(name, str) or not name.strip():
             raise where.error(loc, "name", f"name = {name!r} is invalid: give a non-empty string")
+        name = name.strip()
         if name in seen:
             raise where.error(loc, "name", f"name = {name!r} is used twice (variants {seen[name] + 1} and {i + 1}); "
                               "give each variant its own name")
@@ -150,7 +151,7 @@ def parse_experiment(data: Mapping[str, Any], *, text: str = "", path: Path | No
             raise where.error(loc, "note", "note must be a string")
         overrides = {k: v for k, v in raw.items() if k not in VARIANT_META}
         _build(base_values, overrides, loc, where, f"variant {name!r}")  # alone first: errors name it, not a point
-        named.append((name.strip(), overrides, note, where.header_line(loc)))
+        named.append((name, overrides, note, where.header_line(loc)))
 
     grid = _table(data, "grid", where)
     _check_keys(grid, ("grid", 0), where, allowed=FIELD_NAMES)
@@ -162,6 +163,11 @@ def parse_experiment(data: Mapping[str, Any], *, text: str = "", path: Path | No
         for v in values:  # each value on its own first, so the message names the axis, not a combination
             _build(base_values, {k: v}, ("grid", 0), where, f"[grid] {k} = {describe_value(k, v)}")
         axes.append((k, values))
+    for name, overrides, _, _ in named:
+        both = [k for k in overrides if k in grid]
+        if both:
+            raise where.error(("variant", seen[name]), both[0], f"variant {name!r} sets {both[0]}, which [grid] also "
+                              "sweeps; set it in one place only")
 
     variants: list[Variant] = []
     points = list(itertools.product(*[[(k, v) for v in vs] for k, vs in axes])) if axes else [()]
