@@ -334,7 +334,7 @@ def test_page_docs_settings_and_health(client):
     page = client.get("/")
     assert page.status_code == 200 and '<script src="/static/app.js"' in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    for asset in ("app.js", "style.css", "index.html"):
+    for asset in ("app.js", "chart.js", "style.css", "index.html"):
         assert client.get(f"/static/{asset}").status_code == 200
     assert "//" not in "".join(line.split("//")[0] for line in page.text.splitlines() if "src=" in line)
     assert client.get("/docs").status_code == 200
@@ -380,3 +380,12 @@ def test_other_sites_cannot_post_or_cancel(client, pngs):
     assert client.delete(f"/api/jobs/{job.json()['id']}", headers=evil).status_code == 403
     assert client.get("/api/jobs", headers=evil).status_code == 200  # reading is harmless
     assert len(client.get("/api/jobs").json()["jobs"]) == 1
+
+
+def test_serve_without_the_web_extra_says_what_to_install(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    assert main(["serve"]) == 2
+    assert capsys.readouterr().err.strip() == "impasto: error: impasto serve needs uvicorn: pip install 'impasto[web]'"

@@ -199,6 +199,7 @@ function watch(job) {
   state.history = [];
   $("#bar").style.width = "0";
   $("#progress-text").textContent = "\u00a0";
+  imageTicket++;  // previews of the job shown before are not wanted now
   $("#preview").hidden = true;
   $("#empty").hidden = false;
   $("#empty").textContent = "Waiting for the first step…";
@@ -268,15 +269,20 @@ function showProgress(step, total, losses) {
   $("#progress-text").textContent = parts.join(" · ");
 }
 
+let imageTicket = 0;
+
 function showImage(url) {
-  // Load off-screen, then swap: the picture changes without flashing blank.
+  // Load off-screen, then swap the element: the picture changes without flashing blank, and a slow older
+  // image never replaces a newer one.
+  const ticket = ++imageTicket;
   const next = new Image();
+  next.id = "preview";
+  next.alt = "the picture as it forms";
   next.onload = () => {
-    const img = $("#preview");
-    img.src = url;
-    img.hidden = false;
+    if (ticket !== imageTicket) return;
+    next.classList.toggle("pixelated", next.naturalWidth < 200);
+    $("#preview").replaceWith(next);
     $("#empty").hidden = true;
-    img.classList.toggle("pixelated", next.naturalWidth < 200);
   };
   next.src = url;
 }
@@ -292,8 +298,7 @@ async function cancel() {
   }
 }
 
-// ---------------------------------------------------------------- the loss chart (canvas, log scale)
-const SERIES = [["total", "#e8b04a"], ["content", "#6fa8dc"], ["style", "#d0756b"], ["tv", "#93c47d"]];
+// ---------------------------------------------------------------- the loss chart (chart.js draws it)
 let chartQueued = false;
 
 function scheduleChart() {
@@ -302,55 +307,7 @@ function scheduleChart() {
   requestAnimationFrame(() => { chartQueued = false; drawChart(); });
 }
 
-function drawChart() {
-  const canvas = $("#chart");
-  const dpr = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth, h = canvas.clientHeight;
-  canvas.width = Math.round(w * dpr);
-  canvas.height = Math.round(h * dpr);
-  const ctx = canvas.getContext("2d");
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, w, h);
-  const hist = state.history;
-  const series = SERIES.filter(([k]) => hist.some((p) => p[k] > 0));
-  const pad = { l: 44, r: 8, t: 18, b: 18 };
-  ctx.font = "11px system-ui, sans-serif";
-  ctx.fillStyle = "#8a8580";
-  if (!hist.length || !series.length) {
-    ctx.fillText("losses appear here while it runs", pad.l, h / 2);
-    return;
-  }
-  const vals = hist.flatMap((p) => series.map(([k]) => p[k]).filter((v) => v > 0));
-  let lo = Math.log10(Math.min(...vals)), hi = Math.log10(Math.max(...vals));
-  if (hi - lo < 0.5) { lo -= 0.25; hi += 0.25; }
-  const steps = hist.map((p) => p.step);
-  const s0 = Math.min(...steps), s1 = Math.max(Math.max(...steps), s0 + 1);
-  const x = (s) => pad.l + ((s - s0) / (s1 - s0)) * (w - pad.l - pad.r);
-  const y = (v) => pad.t + (1 - (Math.log10(v) - lo) / (hi - lo)) * (h - pad.t - pad.b);
-  ctx.strokeStyle = "#3a3633";
-  ctx.lineWidth = 1;
-  for (let e = Math.ceil(lo); e <= Math.floor(hi); e++) {  // one grid line per power of ten
-    ctx.beginPath(); ctx.moveTo(pad.l, y(10 ** e)); ctx.lineTo(w - pad.r, y(10 ** e)); ctx.stroke();
-    ctx.fillText(`1e${e}`, 4, y(10 ** e) + 4);
-  }
-  ctx.fillText(`step ${s1}`, w - pad.r - 50, h - 4);
-  let lx = pad.l;
-  for (const [k, colour] of series) {
-    ctx.strokeStyle = colour;
-    ctx.lineWidth = 1.5;
-    ctx.beginPath();
-    let started = false;
-    for (const p of hist) {
-      if (!(p[k] > 0)) continue;
-      if (started) ctx.lineTo(x(p.step), y(p[k])); else { ctx.moveTo(x(p.step), y(p[k])); started = true; }
-    }
-    ctx.stroke();
-    ctx.fillStyle = colour;
-    ctx.fillRect(lx, 5, 10, 3);
-    ctx.fillText(k, lx + 14, 11);
-    lx += 20 + ctx.measureText(k).width;
-  }
-}
+function drawChart() { drawLossChart($("#chart"), state.history); }
 
 // ---------------------------------------------------------------- the gallery
 function summary(cfg) {
