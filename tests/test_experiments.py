@@ -366,7 +366,7 @@ def test_readme_sweep_example_runs(tmp_path: Path, inputs: dict[str, Path], monk
             im.convert("RGB").save(tmp_path / name)
     monkeypatch.chdir(tmp_path)
     ns: dict[str, object] = {}
-    exec(compile(code, "README.md", "exec"), ns)  # noqa: S102
+    exec(compile(code, "README.md", "exec"), ns)
     result = ns["result"]
     assert isinstance(result, impasto.SweepResult) and result.status == "done"
     assert [v.name for v in result.variants] == ["train1", "train2", "train3", "train4", "train5", "train6",

@@ -126,4 +126,9 @@ def _install_stop(stop: Any) -> Callable[[], None]:
 
     for s in old:
         signal.signal(s, handler)
-    return lambda: [signal.signal(s, h) for s, h in old.items()]  # type: ignore[func-returns-value]
+
+    def restore() -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    return restore

@@ -8,6 +8,7 @@ forward their progress to the driver, without the runner changing.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -77,7 +78,7 @@ class LocalExecutor:
                 device = resolve_device(part.configs[0].device)
                 with peak_memory(device) as mem:
                     results = stylize_batch(part.content, list(part.styles), list(part.configs),
-                                            callback=lambda step, part=part: on_step(part, step), stop=stop,
+                                            callback=functools.partial(on_step, part), stop=stop,
                                             state=part.state, progress=False)
                 yield BatchOutcome(part, results, mem.bytes, mem.kind)
 

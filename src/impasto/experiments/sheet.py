@@ -138,9 +138,9 @@ def render_sheet(result: SweepResult, *, columns: int | None = None) -> Image.Im
         blend = ""
         if len(result.styles) > 1 and what != "content":
             blend = " (weights per variant: style_blend)"
-        text = _wrap(d, f"{what}: {_short_name(img.name)}{blend}", text_f, cell)[:2]
-        for k, s in enumerate(text):
-            d.text((x, y + cell + 4 + k * line_h), s, font=text_f, fill=GREY)
+        caption = _wrap(d, f"{what}: {_short_name(img.name)}{blend}", text_f, cell)[:2]
+        for k, line in enumerate(caption):
+            d.text((x, y + cell + 4 + k * line_h), line, font=text_f, fill=GREY)
     y += cell + in_label_h + GAP
     d.line([(MARGIN, y), (width - MARGIN, y)], fill=PLACEHOLDER, width=2)
     y += GAP

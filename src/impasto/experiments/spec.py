@@ -26,6 +26,7 @@ base runs alone. Every error names the file, the line, the key and what is allow
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -88,9 +89,9 @@ class Experiment:
         raise KeyError(f"no variant {name!r}{suggest(name, names)}")
 
 
-def load_experiment(path: str | Path) -> Experiment:
+def load_experiment(path: str | os.PathLike[str]) -> Experiment:
     """Read and check an experiment file (TOML)."""
-    data = load_toml(path)
+    data = load_toml(Path(path))
     text = data.pop("__text__")
     return parse_experiment(data, text=text, path=Path(path))
 
