@@ -309,6 +309,27 @@ lr = 0.1
     assert result["c"].changes == {"lr": 0.1}
 
 
+def test_report_is_redrawn_while_a_batch_runs(tmp_path: Path, inputs: dict[str, Path]) -> None:
+    seen: list[str] = []
+
+    class Stepping(Fake):
+        def run(self, batches, *, on_step, stop):  # type: ignore[no-untyped-def]
+            for b in batches:
+                for step in (1, 2):
+                    for i in range(len(b.names)):
+                        on_step(b, impasto.Step(step=step, total_steps=4, scale=0, size=(24, 32),
+                                                losses={"total": 3.0 - step, "content": 1.0, "style": 2.0 - step / 2,
+                                                        "tv": 0.0}, elapsed=0.1 * step, index=i,
+                                                render=lambda: Image.new("RGB", (32, 24), (0, 90, 0))))
+                    seen.append((tmp_path / "out" / "report.md").read_text())
+            yield from super().run(batches, on_step=on_step, stop=stop)
+
+    impasto.sweep(write(tmp_path, THREE), content=inputs["content"], styles=[inputs["style"]],
+                  output=tmp_path / "out", progress=False, executor=Stepping(), refresh=1e-9)
+    assert "| running |" in seen[0] and "| 1/4 |" in seen[0] and "| 2/4 |" in seen[1]
+    assert "| done |" in (tmp_path / "out" / "report.md").read_text()
+
+
 def test_missing_inputs_are_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(impasto.ConfigError, match="no content image"):
         impasto.sweep(write(tmp_path, THREE), styles=[sample_style(32, 32)], output=tmp_path / "o", progress=False)
