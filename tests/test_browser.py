@@ -28,12 +28,27 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 TIMEOUT_MS = 180_000  # the suite shares a few busy cores
 
 
+def paced(queue, seconds: float = 0.3) -> None:
+    """Every step lasts at least ``seconds`` (the real engine's steps), so the page sees the run while it runs."""
+    real = queue._run_fn
+
+    def run(*args, callback, **kwargs):
+        def slow(step):
+            callback(step)
+            time.sleep(seconds)
+
+        return real(*args, callback=slow, **kwargs)
+
+    queue._run_fn = run
+
+
 @pytest.fixture
 def server(tmp_path):
     """The app under uvicorn in a thread, on a socket bound here (so the port cannot be taken in between)."""
     import uvicorn
 
     app = create_app(tmp_path / "results", "cpu", preview_every=1, allowed_hosts=["127.0.0.1"])
+    paced(app.state.queue)  # however fast the machine
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -92,12 +107,13 @@ def test_paint_in_the_browser(server, browser, tmp_path, content_img, style_img)
 
     # The preview appears, then changes as the picture forms.
     # (Waits use locators, not wait_for_function: the page's CSP forbids the eval that the latter needs.)
-    preview = page.locator("#preview")
+    # The page swaps in a new <img> once it has loaded, so the frame around it is what to photograph.
+    preview, frame = page.locator("#preview"), page.locator("#frame")
     expect(preview).to_have_attribute("src", re.compile(r"/image\?step=\d+$"))
     first_src = preview.get_attribute("src")
-    first_pixels = preview.screenshot()
+    first_pixels = frame.screenshot()
     expect(preview).not_to_have_attribute("src", first_src)
-    assert preview.screenshot() != first_pixels, "the preview did not change"
+    assert frame.screenshot() != first_pixels, "the preview did not change"
     expect(page.locator("#progress-text")).to_contain_text("loss")
     page.screenshot(path=str(ARTIFACTS / "serve-mid-run.png"), full_page=True)
 
@@ -116,8 +132,8 @@ def test_paint_in_the_browser(server, browser, tmp_path, content_img, style_img)
 
     # The gallery lists it; "reuse settings" puts them back into the form.
     card = page.locator(".card").first
-    card.wait_for()
-    assert "32 px" in card.inner_text() and "style ×100" in card.inner_text()
+    expect(card).to_contain_text("done")  # the gallery reloads when a job ends
+    expect(card).to_contain_text("32 px · one scale · 6 steps · style ×100")
     page.fill("#steps", "99")
     card.get_by_text("reuse settings").click()
     assert page.input_value("#steps") == "6" and page.input_value("#first-steps") == ""
@@ -137,6 +153,7 @@ def test_paint_in_the_browser(server, browser, tmp_path, content_img, style_img)
     expect(page.locator("#status")).to_have_text("cancelled")
     expect(page.locator(".card")).to_have_count(2)
     blended = page.locator(".card").first
-    assert "blend 0.667:0.333" in blended.inner_text() and "cancelled" in blended.inner_text()
+    expect(blended).to_contain_text("cancelled")
+    expect(blended).to_contain_text("blend 0.667:0.333")
     page.screenshot(path=str(ARTIFACTS / "serve-blend-cancelled.png"), full_page=True)
     assert problems == []

@@ -64,6 +64,21 @@ def submit(client: TestClient, pngs: dict[str, bytes], config: dict | None = Non
     return client.post("/api/jobs", files=files, data={"config": json.dumps(config or FAST), **data}, headers=headers)
 
 
+def paced(queue, seconds: float = 0.3) -> None:
+    """Make every step last at least ``seconds``, so that a watcher sees the job while it runs even where the
+    engine is fast (the steps are still the real engine's)."""
+    real = queue._run_fn
+
+    def run(*args, callback, **kwargs):
+        def slow(step):
+            callback(step)
+            time.sleep(seconds)
+
+        return real(*args, callback=slow, **kwargs)
+
+    queue._run_fn = run
+
+
 def wait_for(client: TestClient, job_id: str, ok, what: str) -> dict:
     t0 = time.monotonic()
     while time.monotonic() - t0 < TIMEOUT:
@@ -94,6 +109,7 @@ def read_events(client: TestClient, job_id: str) -> list[tuple[str, dict]]:
 def test_a_job_runs_end_to_end_with_live_events_and_a_recipe(tmp_path, pngs):
     results = tmp_path / "results"
     with make_client(results) as client:
+        paced(client.app.state.queue)
         resp = submit(client, pngs)
         assert resp.status_code == 201, resp.text
         job = resp.json()
