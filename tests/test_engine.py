@@ -252,3 +252,18 @@ def test_memory_estimate_shrinks_with_tiles_and_checkpointing():
     assert estimate_bytes(4096, 4096, layers, tile=1024) < plain / 5
     assert estimate_bytes(4096, 4096, layers, checkpoint=True) < plain * 0.6
     assert estimate_bytes(1024, 1024, layers) > 3.5 * estimate_bytes(512, 512, layers)
+
+
+def test_bf16_autocast_keeps_losses_in_fp32_and_close(vgg, tensors):
+    from impasto.core.optimize import autocast_dtype
+
+    assert autocast_dtype("auto", torch.device("cpu")) is None
+    assert autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
+    content, style, _ = tensors
+    a = optimize(vgg, content, [style], [StyleConfig(**SMALL, precision="fp32")])
+    b = optimize(vgg, content, [style], [StyleConfig(**SMALL, precision="bf16")])
+    obj = Objective(vgg, content, [style], [StyleConfig(**SMALL, precision="bf16")])
+    assert all(m.target.dtype == torch.float32 for m in obj.style_losses.values())
+    fa, fb = a.history[0][-1]["total"], b.history[0][-1]["total"]
+    assert abs(fa - fb) < 0.05 * fa
+    assert (a.images[0] - b.images[0]).abs().mean() < 0.02

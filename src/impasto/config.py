@@ -31,6 +31,7 @@ LossNorm = Literal["relative", "classic", "jcjohnson"]
 StyleLossKind = Literal["gram", "wasserstein"]
 Param = Literal["rgb", "normalized"]
 PreserveColor = Literal["none", "luminance", "histogram"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Device = str  # "auto", "cpu", "cuda", "cuda:1", "mps"
 
 DEFAULT_STYLE_LAYERS = (("relu1_1", 1.0), ("relu2_1", 1.0), ("relu3_1", 1.0), ("relu4_1", 1.0), ("relu5_1", 1.0))
@@ -100,6 +101,9 @@ class StyleConfig:
     tile_size: int = 0
     """Run VGG on tiles of this many pixels (a multiple of 16) with random offsets each step, for sizes beyond memory
     (4096 px); the gradient is the whole image's. 0: the whole image at once."""
+    precision: Precision = "auto"
+    """VGG's arithmetic: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``fp32``, ``bf16`` or ``fp16``
+    (autocast); Gram matrices and losses are always fp32."""
     checkpoint: bool = False
     """Activation checkpointing: recompute activations during backward; less memory, about a third slower."""
     save_every: int = 0
@@ -171,6 +175,7 @@ _CHOICES = {
     "style_loss": get_args(StyleLossKind),
     "param": get_args(Param),
     "preserve_color": get_args(PreserveColor),
+    "precision": get_args(Precision),
 }
 
 PRESETS: dict[str, dict[str, Any]] = {

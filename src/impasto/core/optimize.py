@@ -28,6 +28,7 @@ from .vgg import VGG19
 BATCH_SHARED = (
     "size", "shape", "start_size", "scale_factor", "steps", "first_steps", "scale_steps", "optimizer", "weights", "pooling",
     "loss_norm", "style_loss", "param", "tol", "preserve_color", "style_scale", "device", "tile_size", "checkpoint",
+    "precision",
 )
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -108,6 +109,7 @@ class Objective:
         c0 = cfgs[0]
         n, dev = len(cfgs), content.device
         self.model, self.norm, self.guide = model, c0.loss_norm, guide
+        self.amp = autocast_dtype(getattr(c0, "precision", "fp32"), content.device)
         # Tiles only where the image is larger than a tile; the style images may need them on their own.
         self.tile = tile if tile and max(content.shape[-2:]) > tile else 0
         if self.tile and guide is not None:
@@ -141,19 +143,19 @@ class Objective:
         with torch.no_grad():
             self.content_losses = {}
             if self.content_layers:
-                feats = (tiling.tiled_features(model, content, self.content_layers, self.tile) if self.tile
-                         else model(content, self.content_layers))
+                feats = (tiling.tiled_features(self.run, content, self.content_layers, self.tile) if self.tile
+                         else self.run(content, self.content_layers))
                 self.content_losses = {k: ContentLoss(feats[k], self.norm) for k in self.content_layers}
             loss_cls = STYLE_LOSSES[c0.style_loss]
             self.loss_cls = loss_cls
             per_style = []
             for s in styles:
                 if tile and max(s.shape[-2:]) > tile:  # style targets from the whole style image, tile by tile
-                    acc = tiling.tiled_moments(model, s, self.style_layers, tile, moments)
+                    acc = tiling.tiled_moments(self.run, s, self.style_layers, tile, moments)
                     per_style.append({k: loss_cls.stats_from_moments(*m, self.norm)  # type: ignore[attr-defined]
                                       for k, m in acc.items()})
                 else:
-                    feats = model(s, self.style_layers)
+                    feats = self.run(s, self.style_layers)
                     per_style.append({k: loss_cls.stats(v, self.norm) for k, v in feats.items()})  # type: ignore[attr-defined]
             blends = []
             for c in cfgs:
@@ -171,9 +173,17 @@ class Objective:
                 self.style_losses[k] = loss_cls(target, self.norm)
         self.n = n
 
+    def run(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        """VGG's activations, under autocast when the precision asks for it. The losses run outside autocast, in
+        fp32 (half-precision Gram matrices overflow), and so do the targets' statistics."""
+        if self.amp is None:
+            return self.model(x, layers)
+        with torch.autocast(device_type=x.device.type, dtype=self.amp):
+            return self.model(x, layers)
+
     def __call__(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
         """(n, 3, H, W) images → per-item loss terms, each (n,)."""
-        feats = self.model(img, self.layers)
+        feats = self.run(img, self.layers)
         zero = torch.zeros(self.n, device=img.device)
         content = sum((self.content_layer_w[k] * m(feats[k], self.guide)
                        for k, m in self.content_losses.items()), zero)
@@ -193,7 +203,7 @@ class Objective:
         zero = torch.zeros(self.n, device=dev)
         content_sq = {k: zero.clone() for k in self.content_losses}
         # Pass 1 (no autograd): moments of every style layer, and the content term, over all tiles.
-        acc = tiling.tiled_moments(lambda x, layers: self.model(x, layers), images((0, h, 0, w)).detach(),
+        acc = tiling.tiled_moments(self.run, images((0, h, 0, w)).detach(),
                                    self.layers, self.tile, moments, offset)
         # The style loss and its gradient with respect to the moments: a small C×C computation.
         leaves: dict[str, list[torch.Tensor]] = {k: [t.requires_grad_(True) for t in acc[k][:2]] + [acc[k][2]]
@@ -207,7 +217,7 @@ class Objective:
         g = dict(zip([(k, i) for k in leaves for i in range(2)], grads))
         # Pass 2: each tile with autograd; the surrogate's gradient is the whole-image loss's on that tile.
         for interior, padded in tiling.boxes(h, w, self.tile, offset):
-            feats = self.model(images(padded), self.layers)
+            feats = self.run(images(padded), self.layers)
             surrogate = torch.zeros((), device=dev)
             for k in self.style_losses:
                 second, first, _ = moments(tiling.crop(feats[k], k, interior, padded))
@@ -231,6 +241,17 @@ class Objective:
         style = style.detach()
         total = self.content_weight * content + self.style_weight * style + self.tv_weight * tv
         return {"total": total, "content": content, "style": style, "tv": tv}
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """``auto``: bf16 on CUDA GPUs that have it (fp16 on older ones), fp32 elsewhere. bench/per_iteration.py
+    measured bf16 autocast at ~1.6x fp32 on this project's 2-core AMD EPYC CPU too, but the default stays fp32 on
+    CPUs: not every CPU has bf16 units (without them it is slower), and fp32 is what the quality figures used."""
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def _init_images(content: torch.Tensor, cfgs: Sequence[Any], inits: Sequence[torch.Tensor | None]) -> list[torch.Tensor]:

@@ -14,7 +14,7 @@ def fit_long_side(height: int, width: int, long_side: int) -> tuple[int, int]:
 def scale_sizes(final: tuple[int, int], start: int | None, factor: float = math.sqrt(2)) -> list[tuple[int, int]]:
     """(h, w) of every scale: long side ``start``, × ``factor`` each time, ending exactly at ``final``.
 
-    A scale within 10% of the final size is merged into it (a step too small to be worth a separate scale).
+    A scale within 20% of the final size is merged into it (a step too small to be worth a separate scale).
     """
     h, w = final
     long_final = max(h, w)
@@ -22,7 +22,7 @@ def scale_sizes(final: tuple[int, int], start: int | None, factor: float = math.
         return [final]
     longs: list[int] = []
     long = float(start)
-    while long * 1.1 < long_final:
+    while long * 1.2 < long_final:
         longs.append(round(long))
         long *= factor
     sizes = [fit_long_side(h, w, n) for n in longs]
