@@ -173,6 +173,7 @@ def test_jobs_wait_their_turn_in_order(client, pngs):
 
 def test_cancel_works_queued_and_running(client, pngs):
     queue = client.app.state.queue
+    paced(queue, 0.05)  # 500 steps must outlast the cancel, even on a fast machine
     queue.pause()
     long = submit(client, pngs, {**FAST, "steps": 500}).json()
     waiting = submit(client, pngs).json()
