@@ -24,14 +24,15 @@ from . import __version__
 from .config import StyleConfig, from_dict
 from .core import colour
 from .core.events import Step, StopToken
-from .core.memory import estimate_bytes
+from .core.memory import WEIGHT_BYTES, estimate_bytes
 from .core.optimize import RunState, batch_key, optimize, total_steps
-from .core.schedule import fit_long_side
-from .errors import ConfigError, ResourceError
+from .core.schedule import fit_long_side, scale_sizes
+from .core.vgg import LAYER_NAMES
+from .errors import ConfigError, ImageError, ResourceError
 from .io.checkpoint import load_checkpoint, save_checkpoint
 from .io.images import (
-    LoadedImage, atomic_write, check_output, load_image, pil_to_tensor, resize_exact, resize_long, save_image,
-    tensor_to_pil,
+    LoadedImage, atomic_write, check_not_input, check_output, load_image, pil_to_tensor, resize_exact, resize_long,
+    save_image, tensor_to_pil,
 )
 from .weights import load_vgg
 
@@ -134,19 +135,56 @@ def available_memory(device: torch.device) -> int | None:
     return None
 
 
-def check_memory(cfgs: Sequence[StyleConfig], size: tuple[int, int], device: torch.device) -> int:
+def check_memory(cfgs: Sequence[StyleConfig], size: tuple[int, int], device: torch.device,
+                 style_sizes: Sequence[tuple[int, int]] = ()) -> int:
     c = cfgs[0]
     layers = sorted({*c.content_layers, *(n for n, _ in c.style_layers)})
-    need = estimate_bytes(*size, layers, batch=len(cfgs), lbfgs_history=100 if c.optimizer == "lbfgs" else 0)
+    need = estimate_bytes(*size, layers, batch=len(cfgs), lbfgs_history=100 if c.optimizer == "lbfgs" else 0,
+                          tile=c.tile_size, checkpoint=c.checkpoint)
     have = available_memory(device)
     if have is not None and need > 0.9 * have:
         scale = (0.9 * have / need) ** 0.5
         suggestion = max(64, int(max(size) * scale) // 16 * 16)
+        tiles = " or --tile-size 1024" if not c.tile_size and max(size) > 1024 else ""
         raise ResourceError(
             f"a {size[1]}x{size[0]} run needs about {need / 2**30:.1f} GiB but {device.type} has "
-            f"{have / 2**30:.1f} GiB free; use --size {suggestion} or fewer/shallower style layers"
+            f"{have / 2**30:.1f} GiB free; use --size {suggestion}{tiles} or fewer/shallower style layers"
         )
+    for sh, sw in style_sizes:  # the style targets' forward pass (no autograd: two full-size activations at once)
+        if c.tile_size:
+            sh, sw = min(sh, c.tile_size + 192), min(sw, c.tile_size + 192)
+        style_need = int(2 * 64 * sh * sw * 4 * 1.3) + WEIGHT_BYTES
+        if have is not None and style_need > 0.9 * have:
+            raise ResourceError(
+                f"the style image at {sw}x{sh} needs about {style_need / 2**30:.1f} GiB but {device.type} has "
+                f"{have / 2**30:.1f} GiB free; use a smaller --style-scale or --size"
+            )
     return need
+
+
+def check_sizes(cfgs: Sequence[StyleConfig], prepared: Prepared) -> None:
+    """Refuse sizes VGG cannot take: each pooling halves the image, so the deepest layer used needs at least
+    2**(poolings before it) pixels a side, at every scale and for every style image (elongated images hit this)."""
+    c0 = cfgs[0]
+    used = {n for c in cfgs for n in (*(c.content_layers if c.content_weight > 0 else ()), *dict(c.style_layers))}
+    deepest = max(used, key=LAYER_NAMES.index)
+    need = 2 ** sum(n.startswith("pool") for n in LAYER_NAMES[: LAYER_NAMES.index(deepest) + 1])
+    hint = f"{deepest} needs at least {need} px a side"
+    h, w = prepared.content.shape[-2:]
+    if min(h, w) < need:
+        raise ConfigError(f"{prepared.names['content']} becomes {w}x{h} pixels at size {c0.size} and {hint}; "
+                          "use a larger --size (or --shape), or shallower layers")
+    first = scale_sizes((h, w), c0.start_size, c0.scale_factor)[0]
+    if min(first) < need:
+        raise ConfigError(f"the first scale (start_size {c0.start_size}) is {first[1]}x{first[0]} pixels and {hint}; "
+                          "raise --start-size or use --start-size none")
+    for name, style in zip(prepared.names["styles"], prepared.styles):
+        sh, sw = style.shape[-2:]
+        k = max(1, round(max(first) * c0.style_scale)) / max(sh, sw)  # as the engine sizes it at the first scale
+        fh, fw = max(1, round(sh * k)), max(1, round(sw * k))
+        if min(sh, sw, fh, fw) < need:
+            raise ImageError(f"{name}: becomes {min(sw, fw)}x{min(sh, fh)} pixels as a style and {hint}; use a less "
+                             "elongated style image, a larger --style-scale or --start-size none")
 
 
 def _final_size(content: Image.Image, cfg: StyleConfig) -> tuple[int, int]:
@@ -241,6 +279,7 @@ def recipe(cfg: StyleConfig, device: torch.device, prepared: Prepared, state: Ru
         "loss_convention": f"{cfg.loss_norm}: {LOSS_CONVENTIONS[cfg.loss_norm]}",
         "inputs": prepared.names,
         "inputs_fingerprint": prepared.fingerprint,
+        "notes": prepared.notes,
         "steps_done": hist[-1]["step"] if hist else 0,
         "final_losses": {k: v for k, v in hist[-1].items() if k not in ("step", "scale", "time")} if hist else {},
         "elapsed_s": round(elapsed, 3),
@@ -275,10 +314,18 @@ def stylize_batch(
     c0 = cfgs[0]
     outs = list(outputs) if outputs is not None else [None] * len(cfgs)
     checked = [check_output(o, force=force) if o is not None else None for o in outs]
+    one = isinstance(styles, (str, os.PathLike, Image.Image, torch.Tensor, bytes, LoadedImage))
+    style_list = [styles] if one else list(styles)
+    inputs = {"content image": content, **{f"style image {i + 1}": s for i, s in enumerate(style_list)},
+              **{f"init image {c.init}": c.init for c in cfgs if c.init not in ("content", "noise")}}
+    for o in checked:
+        if o is not None:
+            check_not_input(o, inputs)
     device = resolve_device(c0.device)
     prepared = prepare(content, styles, cfgs, device)
     size = tuple(prepared.content.shape[-2:])
-    check_memory(cfgs, size, device)  # type: ignore[arg-type]
+    check_sizes(cfgs, prepared)
+    check_memory(cfgs, size, device, [tuple(s.shape[-2:]) for s in prepared.styles])  # type: ignore[arg-type, misc]
     model = load_vgg(c0.weights, c0.pooling, str(device))
     t0 = time.perf_counter()
 
@@ -315,6 +362,15 @@ def stylize_batch(
     try:
         state = optimize(model, prepared.content, prepared.styles, cfgs, inits=prepared.inits, state=state,
                          callback=on_step, stop=stop, style_transform=_style_transform(c0))
+    except (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError) as e:
+        # The estimate is checked first; this catches what it missed (other processes, fragmentation).
+        text = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if isinstance(e, RuntimeError) and not isinstance(e, torch.cuda.OutOfMemoryError) and not any(
+                k in text.lower() for k in ("out of memory", "can't allocate memory", "cannot allocate memory")):
+            raise
+        raise ResourceError(f"ran out of {device.type} memory at {size[1]}x{size[0]} ({text[:120]}); "
+                            "use a smaller --size or fewer/shallower style layers"
+                            + (" or --device cpu" if device.type != "cpu" else "")) from None
     finally:
         if bar is not None:
             bar.close()
@@ -367,9 +423,15 @@ def save_run_checkpoint(path: str | Path, result: Result) -> Path:
 def resume_state(path: str | Path, config: StyleConfig, content: ImageLike, styles: Sequence[ImageLike]) -> RunState:
     """Load a checkpoint and check that it belongs to this config and these inputs."""
     data = load_checkpoint(path)
-    saved = from_dict(data["config"])
+    try:
+        saved = from_dict(data["config"])
+    except ConfigError as e:  # written by another version of impasto
+        raise ConfigError(f"{path}: its settings do not load here ({e}); delete it and start afresh") from None
+    saved = saved.replace(save_every=config.save_every, max_pixels=config.max_pixels)  # these do not change pixels
     if saved.key() != config.key():
-        raise ConfigError(f"{path}: was written by another config (key {saved.key()} vs {config.key()}); "
+        a, b = saved.to_dict(), config.to_dict()
+        diff = ", ".join(f"{k} {a[k]!r} (now {b[k]!r})" for k in a if k != "device" and a[k] != b.get(k))
+        raise ConfigError(f"{path}: was written with other settings: {diff}; "
                           "use the same settings to resume, or delete the checkpoint")
     device = resolve_device(config.device)
     prepared = prepare(content, styles if isinstance(styles, (list, tuple)) else [styles], [config], device)

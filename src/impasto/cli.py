@@ -95,9 +95,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     from .io.images import check_output
 
     cfg = config_from_args(args)
-    out = Path(args.output)
+    out = check_output(args.output, force=args.force or args.resume)  # before any work, and before naming OUT.ckpt
     ckpt = out.with_name(out.name + ".ckpt")
-    check_output(out, force=args.force or args.resume)
     state = resume_state(ckpt, cfg, args.content, args.styles) if args.resume else None
     stop = StopToken()
     restore = _install_stop(stop)
@@ -126,8 +125,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
-    from .core.vgg import LAYER_NAMES, VGG19
     from .core.preprocess import CaffePreprocess
+    from .core.vgg import LAYER_NAMES, VGG19
 
     h, w = (args.size, args.size) if not args.shape else tuple(int(v) for v in args.shape.lower().split("x"))
     model = VGG19(CaffePreprocess())  # shapes only: no weights needed
@@ -189,7 +188,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     save_image(style, folder / "demo_style.png")
     t0 = time.perf_counter()
     overrides = {k: v for k, v in (("size", args.size), ("steps", args.steps), ("device", args.device)) if v}
-    result = stylize(content, style, progress=True, output=result_path, **overrides)
+    stylize(content, style, progress=True, output=result_path, **overrides)
     print(f"impasto: painted {folder / 'demo_content.png'} in the manner of {folder / 'demo_style.png'} → "
           f"{result_path} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     return 0
