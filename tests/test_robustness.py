@@ -412,7 +412,8 @@ BAD_FLAGS = [
     (["--style-layers", "relu1_1:-1"], ["style_layers", "-1.0", ">= 0"]),
     (["--style-blend", "1"], ["style_blend = 1.0", "2 style image(s)", "one weight per style image"]),
     (["--style-blend", "0,0"], ["style_blend = '0.0,0.0'", "not all 0"]),
-    (["--style-blend", "0.2 0.8"], ["style_blend = '0.2 0.8'", "number"]),
+    (["--style-blend", "0.2;0.8"], ["style_blend = '0.2;0.8'", "number"]),
+    (["--shape", "300x"], ["shape = '300x'", "HEIGHTxWIDTH"]),
     (["--preset", "nope"], ["--preset", "'nope'", "gatys-adam"]),
     (["--optimizer", "sgd"], ["optimizer = 'sgd'", "adam, lbfgs"]),
     (["--device", "tpu"], ["device = 'tpu'", "cuda:N"]),
@@ -455,6 +456,11 @@ def test_bad_toml_names_file_line_key_and_value(case, corpus, tmp_path, capsys):
     assert code == 2, err
     _assert_one_line_error(err, *needles)
     assert not out.exists()
+
+
+def test_blend_accepts_commas_and_spaces():
+    for text in ("0.2,0.8", "0.2, 0.8", " 0.2 0.8 "):
+        assert from_dict({"style_blend": text}).style_blend == (0.2, 0.8)
 
 
 def test_missing_config_file(corpus, tmp_path, capsys):

@@ -280,7 +280,10 @@ def _coerce(key: str, value: Any) -> Any:
         parts = value.lower().replace("x", ",").split(",") if isinstance(value, str) else value
         if not isinstance(parts, (list, tuple)) or len(parts) != 2:
             raise _bad(key, value, "give HEIGHTxWIDTH, e.g. 300x400")
-        return (_int(key, parts[0]), _int(key, parts[1]))
+        try:
+            return (_int(key, parts[0]), _int(key, parts[1]))
+        except ConfigError:
+            raise _bad(key, value, "give HEIGHTxWIDTH in whole pixels, e.g. 300x400") from None
     if key == "content_layers":
         if not isinstance(value, (str, list, tuple)):
             raise _bad(key, value, 'give layer names: "relu4_2" or "relu3_1,relu4_2"')
@@ -301,7 +304,7 @@ def _coerce(key: str, value: Any) -> Any:
             return None
         if not isinstance(value, (str, list, tuple)):
             raise _bad(key, value, 'give one weight per style image: "0.3,0.7"')
-        parts = value.split(",") if isinstance(value, str) else list(value)
+        parts = re.split(r"[,\s]+", value.strip()) if isinstance(value, str) else list(value)  # "0.2,0.8", "0.2 0.8"
         return tuple(_float(key, p) for p in parts)
     if key in _CHOICES or key in ("init", "device", "weights", "preset"):
         return None if key == "preset" and value is None else str(value)
