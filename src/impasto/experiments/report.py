@@ -188,7 +188,8 @@ table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
 th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: middle; }
 th { background: #f4f4f4; } tr.base td { color: #777; font-style: italic; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-img { max-width: 100%; } img.thumb { height: 56px; } figure { margin: 1em 0; }
+img { max-width: 100%; } img.thumb { height: 56px; max-width: none; } figure { margin: 1em 0; }
+td.name { min-width: 14em; } .wide { overflow-x: auto; }
 pre { background: #f6f6f6; padding: .8em; overflow-x: auto; } .muted { color: #777; }
 """
 
@@ -220,7 +221,7 @@ def page(result: SweepResult, sheet_png: bytes, svgs: dict[str, bytes]) -> str:
     if exp.description:
         out.append(f"<p>{esc(exp.description.strip())}</p>")
     out.append(f"<p>{esc(_intro(result))}</p>")
-    out += ["<h2>Variants</h2>", "<table><thead><tr><th></th>"]
+    out += ["<h2>Variants</h2>", '<div class="wide"><table><thead><tr><th></th>']
     out += [f"<th>{esc(h)}</th>" for h in header]
     out.append("</tr></thead><tbody>")
     notes = {v.name: v.note for v in result.variants}
@@ -228,12 +229,13 @@ def page(result: SweepResult, sheet_png: bytes, svgs: dict[str, bytes]) -> str:
         cls = ' class="base"' if row[0] == "(base)" else ""
         out.append(f"<tr{cls}><td>{thumbs.get(row[0], '')}</td>")
         for h, cell in zip(header, row):
-            if h == "variant" and notes.get(cell):
-                out.append(f'<td><b>{esc(cell)}</b><br><span class="muted">{esc(notes[cell])}</span></td>')
-            else:
-                out.append(f'<td{" class=num" if h in numeric else ""}>{esc(cell)}</td>')
+            if h == "variant":
+                note = f'<br><span class="muted">{esc(notes[cell])}</span>' if notes.get(cell) else ""
+                out.append(f'<td class="name"><b>{esc(cell)}</b>{note}</td>')
+            else:  # long values (layer tables) may wrap after their commas
+                out.append(f'<td{" class=num" if h in numeric else ""}>{esc(cell).replace(",", ",<wbr>")}</td>')
         out.append("</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     out.append("<ul class=muted>" + "".join(f"<li>{esc(n)}</li>" for n in _notes(result)) + "</ul>")
     out += ["<h2>Contact sheet</h2>",
             f'<figure><img alt="contact sheet" src="{_data_uri(sheet_png, "image/png")}"></figure>']
