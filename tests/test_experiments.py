@@ -17,6 +17,7 @@ from impasto.api import Result
 from impasto.cli import main
 from impasto.core.optimize import RunState
 from impasto.experiments import Batch, BatchOutcome, LocalExecutor, load_experiment
+from impasto.experiments import state as states
 from impasto.io.images import read_recipe
 from impasto.samples import sample_content, sample_style
 
@@ -207,7 +208,7 @@ def test_changed_settings_inputs_or_force_rerun(tmp_path: Path, inputs: dict[str
     def ran(**kw: object) -> list[str]:
         fake = Fake()
         kw.setdefault("styles", [inputs["style"]])
-        impasto.sweep(exp, content=inputs["content"], output=out, progress=False, executor=fake, **kw)
+        impasto.sweep(exp, content=inputs["content"], output=out, progress=False, executor=fake, plots=False, **kw)
         return [n for names in fake.batches for n in names]
 
     assert ran() == ["plain", "heavy", "deep"]
@@ -262,6 +263,34 @@ def test_batched_equals_sequential(reference: impasto.SweepResult, inputs: dict[
         assert a.losses == pytest.approx(b.losses, rel=1e-3)
 
 
+def test_state_cut_and_joined_is_the_same_state() -> None:
+    """Per-variant checkpoints: cutting a batch's state into runs and joining them back changes nothing."""
+    params = [torch.rand(1, 3, 4, 5, requires_grad=True) for _ in range(3)]
+    opt = torch.optim.Adam([{"params": [p], "lr": lr} for p, lr in zip(params, (0.1, 0.2, 0.3))])
+    sum((p * (i + 1)).sum() for i, p in enumerate(params)).backward()
+    opt.step()
+    st = RunState(images=[p.detach() * 0.5 for p in params], step=1, scale=0, scale_step=1,
+                  params=[p.detach() for p in params], opt_state=opt.state_dict(),
+                  ema=[p.detach() * 2 for p in params], ema_count=1, history=[[{"step": 1, "total": float(i)}]
+                                                                              for i in range(3)], elapsed=1.5)
+    parts = [states.take(st, [i]) for i in range(3)]
+    assert [p.opt_state["param_groups"][0]["lr"] for p in parts] == [0.1, 0.2, 0.3]
+    joined = states.merge(parts)
+    for a, b in zip(joined.params + joined.images + joined.ema, st.params + st.images + st.ema):
+        assert torch.equal(a, b)
+    assert joined.history == st.history and joined.elapsed == 1.5 and states.position(joined) == states.position(st)
+    for k in range(3):
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(joined.opt_state["state"][k][key], st.opt_state["state"][k][key])
+        assert joined.opt_state["param_groups"][k] == st.opt_state["param_groups"][k]
+    swapped = states.take(st, [2, 0])
+    assert torch.equal(swapped.params[0], st.params[2]) and swapped.opt_state["param_groups"][0]["lr"] == 0.3
+    fresh = torch.optim.Adam([{"params": [p], "lr": 1.0} for p in swapped.params])
+    fresh.load_state_dict(swapped.opt_state)  # what the engine does when it continues
+    with pytest.raises(ValueError, match="same step"):
+        states.merge([parts[0], states.take(RunState(images=[st.images[0]], step=2), [0])])
+
+
 # -- the runner's seam, with a stand-in executor (no VGG) -------------------------------------------------------------
 class Fake:
     """An executor that paints each variant a flat colour; a batch holding "bad" diverges as a whole."""
@@ -300,7 +329,7 @@ lr = 0.1
 """
     fake = Fake()
     result = impasto.sweep(write(tmp_path, text), content=inputs["content"], styles=[inputs["style"]],
-                           output=tmp_path / "out", progress=False, executor=fake)
+                           output=tmp_path / "out", progress=False, executor=fake, plots=False)
     # size differs → its own batch; the batch holding "bad" diverged, so its members ran again one by one.
     assert fake.batches[:2] == [("a", "bad", "c"), ("bigger",)]
     assert sorted(fake.batches[2:]) == [("a",), ("bad",), ("c",)]
@@ -325,7 +354,7 @@ def test_report_is_redrawn_while_a_batch_runs(tmp_path: Path, inputs: dict[str, 
             yield from super().run(batches, on_step=on_step, stop=stop)
 
     impasto.sweep(write(tmp_path, THREE), content=inputs["content"], styles=[inputs["style"]],
-                  output=tmp_path / "out", progress=False, executor=Stepping(), refresh=1e-9)
+                  output=tmp_path / "out", progress=False, executor=Stepping(), refresh=1e-9, plots=False)
     assert "| running |" in seen[0] and "| 1/4 |" in seen[0] and "| 2/4 |" in seen[1]
     assert "| done |" in (tmp_path / "out" / "report.md").read_text()
 
@@ -340,7 +369,7 @@ def test_inputs_from_the_experiment_file(tmp_path: Path, inputs: dict[str, Path]
     shutil.copy(inputs["style"], tmp_path / "s.png")
     text = THREE.replace('title = "tiny study"', 'title = "t"\ncontent = "c.png"\nstyles = ["s.png"]')
     fake = Fake()
-    result = impasto.sweep(write(tmp_path, text), output=tmp_path / "out", progress=False, executor=fake)
+    result = impasto.sweep(write(tmp_path, text), output=tmp_path / "out", progress=False, executor=fake, plots=False)
     assert result.content.name.endswith("c.png") and len(result.styles) == 1 and result.status == "done"
 
 

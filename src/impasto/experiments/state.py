@@ -15,6 +15,16 @@ from typing import Any
 
 from ..core.optimize import RunState
 
+# The RunState fields this module knows how to cut and join; a field added to RunState must be handled here too.
+KNOWN_FIELDS = {"images", "step", "scale", "scale_step", "params", "opt_state", "ema", "ema_count", "history",
+                "status", "message", "elapsed"}
+
+
+def _check_fields() -> None:
+    new = set(RunState.__dataclass_fields__) - KNOWN_FIELDS
+    if new:
+        raise NotImplementedError(f"experiments.state does not know RunState's {sorted(new)}: teach take/merge them")
+
 
 def position(state: RunState) -> tuple[Any, ...]:
     """What must be equal for states to continue as one batch."""
@@ -24,6 +34,7 @@ def position(state: RunState) -> tuple[Any, ...]:
 
 def take(state: RunState, indices: Sequence[int]) -> RunState:
     """The runs at ``indices`` of a batch's state, as a state of their own (numbered from 0)."""
+    _check_fields()
     pick = list(indices)
     return RunState(
         images=[state.images[i] for i in pick],
@@ -39,6 +50,7 @@ def take(state: RunState, indices: Sequence[int]) -> RunState:
 
 def merge(states: Sequence[RunState]) -> RunState:
     """States at the same ``position`` → one batch state (runs in the given order)."""
+    _check_fields()
     if not states:
         raise ValueError("nothing to merge")
     first = states[0]
