@@ -46,8 +46,10 @@ def main() -> int:
     # The study's recipe (gatys-adam) at a small size; the variants differ as a sweep's do: weights and rates.
     base = preset("gatys-adam", size=args.size, steps=args.steps, device=args.device)
     weights = [1e5, 1e6, 5e6, 1e7, 3e5, 3e6, 2e7, 5e5]
-    cfgs = [base.replace(style_weight=weights[i % len(weights)], lr=0.003 if i % 2 == 0 else 0.001)
-            for i in range(args.variants)]
+    cfgs = [
+        base.replace(style_weight=weights[i % len(weights)], lr=0.003 if i % 2 == 0 else 0.001)
+        for i in range(args.variants)
+    ]
     device = resolve_device(args.device)
 
     optimising: dict[str, float] = {}  # the optimisation loop alone (Result.elapsed), without loading and targets
@@ -74,20 +76,28 @@ def main() -> int:
             times[name].append((time.perf_counter() - t, time.process_time() - c))
 
     m = machine()
-    print(f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['threads']} threads), device {device}, "
-          f"load {m['loadavg'][0]:.1f}")
-    print(f"calibration: torch.mm fp32 {cal['n']}x{cal['n']}: {cal['median']:.1f} GFLOP/s (best {cal['best']:.1f}; "
-          f"{cal['cpu']:.1f} per CPU-second) at {cal['threads']} threads")
+    print(
+        f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['threads']} threads), device {device}, "
+        f"load {m['loadavg'][0]:.1f}"
+    )
+    print(
+        f"calibration: torch.mm fp32 {cal['n']}x{cal['n']}: {cal['median']:.1f} GFLOP/s (best {cal['best']:.1f}; "
+        f"{cal['cpu']:.1f} per CPU-second) at {cal['threads']} threads"
+    )
     print(f"work: {args.variants} variants of gatys-adam, {args.size} px, {args.steps} Adam steps each; inputs: {what}")
     med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in times.items()}
     for name, (wall, cpu) in med.items():
         print(f"{name:>10}: {wall:7.2f} s wall, {cpu:7.2f} s CPU  (median of {args.repeats})")
-    print(f"optimisation loop alone (last round): sequential {optimising['sequential']:.2f} s, batched "
-          f"{optimising['batched']:.2f} s, ratio {optimising['batched'] / optimising['sequential']:.3f}")
+    print(
+        f"optimisation loop alone (last round): sequential {optimising['sequential']:.2f} s, batched "
+        f"{optimising['batched']:.2f} s, ratio {optimising['batched'] / optimising['sequential']:.3f}"
+    )
     diff = max(float(np.abs(a - b).max()) for a, b in zip(pictures["sequential"], pictures["batched"]))
     print(f"pictures: batched vs sequential differ by at most {diff:.0f}/255")
-    print(f"ratio batched/sequential: {med['batched'][0] / med['sequential'][0]:.3f} wall, "
-          f"{med['batched'][1] / med['sequential'][1]:.3f} CPU")
+    print(
+        f"ratio batched/sequential: {med['batched'][0] / med['sequential'][0]:.3f} wall, "
+        f"{med['batched'][1] / med['sequential'][1]:.3f} CPU"
+    )
     return 0
 
 

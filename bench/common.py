@@ -47,8 +47,13 @@ def mm_gflops(n: int = 1024, seconds: float = 0.3) -> dict[str, float]:
         t, c = time.perf_counter() - t, time.process_time() - c
         rates.append(2 * n**3 / t / 1e9)
         cpu_rates.append(2 * n**3 / max(c, 1e-6) / 1e9)
-    return {"median": statistics.median(rates), "best": max(rates), "cpu": statistics.median(cpu_rates), "n": n,
-            "threads": torch.get_num_threads()}
+    return {
+        "median": statistics.median(rates),
+        "best": max(rates),
+        "cpu": statistics.median(cpu_rates),
+        "n": n,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def machine() -> dict[str, Any]:

@@ -48,9 +48,15 @@ def child(size: int, steps: int) -> dict:
         from impasto.core.optimize import Objective
 
         Objective(model, content, [style], [cfg])
-    return {"size": size, "steps": steps, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-            "base": base, "wall": time.perf_counter() - t0, "cpu": time.process_time() - c0,
-            "mm": mm_gflops(seconds=0.2)}
+    return {
+        "size": size,
+        "steps": steps,
+        "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "base": base,
+        "wall": time.perf_counter() - t0,
+        "cpu": time.process_time() - c0,
+        "mm": mm_gflops(seconds=0.2),
+    }
 
 
 def available() -> int:
@@ -89,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             row["skipped"] = f"predicted {predicted / gib:.1f} GiB > limit {limit / gib:.1f} GiB"
             print(f"{size:5d} {est / gib:8.2f}G {'-':>9s} {'-':>9s} {'-':>8s} {'-':>7s}  not run: {row['skipped']}")
         else:
-            cmd = [sys.executable, __file__, "--child", str(size), "--steps", str(a.steps), "--threads",
-                   str(a.threads)]
+            cmd = [sys.executable, __file__, "--child", str(size), "--steps", str(a.steps), "--threads", str(a.threads)]
             proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
             if proc.returncode:
                 row["error"] = f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}"
@@ -98,9 +103,12 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
                 run = row["peak"] - row["base"]
-                print(f"{size:5d} {est / gib:8.2f}G {row['peak'] / gib:8.2f}G {run / gib:8.2f}G "
-                      f"{row['peak'] / est:8.2f} {row['cpu']:7.0f}  {row['mm']['cpu']:.1f} (cpu) "
-                      f"{row['mm']['median']:.1f} (wall)", flush=True)
+                print(
+                    f"{size:5d} {est / gib:8.2f}G {row['peak'] / gib:8.2f}G {run / gib:8.2f}G "
+                    f"{row['peak'] / est:8.2f} {row['cpu']:7.0f}  {row['mm']['cpu']:.1f} (cpu) "
+                    f"{row['mm']['median']:.1f} (wall)",
+                    flush=True,
+                )
         rows.append(row)
     write_json(OUT / "memory.json", {"machine": machine(), "steps": a.steps, "layers": LAYERS, "rows": rows})
     return 0

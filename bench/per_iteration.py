@@ -10,6 +10,7 @@ beside for reference). Gram matrices, losses and the Adam step are a few percent
 thread count. Each figure is given on wall time and on process CPU time (the machine is shared; see common.py).
 
 Variants tried on impasto's iteration (core is not changed; the model and input are prepared here):
+``inplace`` (the ReLUs in place, as torchvision's VGG: no conv output is kept by the default layers),
 ``channels_last``, ``no-mkldnn`` (oneDNN off), ``compile`` (torch.compile of the VGG forward; compile time and
 payback reported), ``bf16`` (CPU autocast; the Grams and losses stay fp32 in impasto), and threads.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import os
 import statistics
 import sys
 import time
@@ -39,7 +41,7 @@ from impasto.weights import load_vgg
 from quality import _tensor
 
 _CHANNELS = (64, 128, 256, 512, 512)
-VARIANTS = ("loop", "eager", "channels_last", "no-mkldnn", "bf16", "compile", "baseline")
+VARIANTS = ("loop", "eager", "inplace", "channels_last", "no-mkldnn", "bf16", "compile", "baseline")
 
 
 def conv_flops(height: int, width: int, last: str = "relu5_1") -> int:
@@ -59,8 +61,9 @@ def images(size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A content and a style image, size × size (real photos when ../shared/images is there; else noise)."""
     try:
         c, s = pair_paths("golden_gate+starry_night")
-        return tuple(_tensor(Image.open(p).convert("RGB").resize((size, size), Image.Resampling.BICUBIC))
-                     for p in (c, s))  # type: ignore[return-value]
+        return tuple(
+            _tensor(Image.open(p).convert("RGB").resize((size, size), Image.Resampling.BICUBIC)) for p in (c, s)
+        )  # type: ignore[return-value]
     except OSError:
         g = torch.Generator().manual_seed(0)
         return torch.rand(1, 3, size, size, generator=g), torch.rand(1, 3, size, size, generator=g)
@@ -73,16 +76,24 @@ def timed(step: Callable[[], Any], warm: int, n: int) -> dict[str, Any]:
         step()
     first = time.perf_counter() - first
     before = mm_gflops(seconds=0.2)
-    walls, cpus = [], []
+    walls, cpus, syss = [], [], []
     for _ in range(n):
-        t, c = time.perf_counter(), time.process_time()
+        t, c, s = time.perf_counter(), time.process_time(), os.times().system
         step()
         walls.append(time.perf_counter() - t)
         cpus.append(time.process_time() - c)
+        syss.append(os.times().system - s)
     after = mm_gflops(seconds=0.2)
-    return {"wall": statistics.median(walls), "cpu": statistics.median(cpus), "warm_wall": first,
-            "mm_wall": (before["median"] + after["median"]) / 2, "mm_cpu": (before["cpu"] + after["cpu"]) / 2,
-            "walls": walls, "cpus": cpus}
+    return {
+        "wall": statistics.median(walls),
+        "cpu": statistics.median(cpus),
+        "sys": statistics.median(syss),
+        "warm_wall": first,
+        "mm_wall": (before["median"] + after["median"]) / 2,
+        "mm_cpu": (before["cpu"] + after["cpu"]) / 2,
+        "walls": walls,
+        "cpus": cpus,
+    }
 
 
 def impasto_step(content: torch.Tensor, style: torch.Tensor, variant: str) -> Callable[[], None]:
@@ -93,6 +104,11 @@ def impasto_step(content: torch.Tensor, style: torch.Tensor, variant: str) -> Ca
     if variant == "channels_last":
         fmt = torch.channels_last
         model = copy.deepcopy(model).to(memory_format=fmt)
+    if variant == "inplace":
+        model = copy.deepcopy(model)
+        for m in model.features:
+            if isinstance(m, torch.nn.ReLU):
+                m.inplace = True
     if variant == "compile":
         model = copy.deepcopy(model)
         model.forward = torch.compile(model.forward)  # type: ignore[method-assign]
@@ -122,17 +138,30 @@ def impasto_step(content: torch.Tensor, style: torch.Tensor, variant: str) -> Ca
 def impasto_loop(content: torch.Tensor, style: torch.Tensor, warm: int, n: int) -> dict[str, Any]:
     """The real loop (core.optimize.optimize, defaults at one scale): per-step times from the callback."""
     cfg = impasto.StyleConfig(size=max(content.shape[-2:]), start_size=None, steps=warm + n, device="cpu")
-    stamps: list[tuple[float, float]] = []
+    stamps: list[tuple[float, float, float]] = []
     before = mm_gflops(seconds=0.2)
     t0 = (time.perf_counter(), time.process_time())
-    optimize(load_vgg("bundled"), content, [style], [cfg],
-             callback=lambda s: stamps.append((time.perf_counter(), time.process_time())))
+    optimize(
+        load_vgg("bundled"),
+        content,
+        [style],
+        [cfg],
+        callback=lambda s: stamps.append((time.perf_counter(), time.process_time(), os.times().system)),
+    )
     after = mm_gflops(seconds=0.2)
-    walls = [b[0] - a[0] for a, b in zip(stamps[warm - 1:], stamps[warm:])]
-    cpus = [b[1] - a[1] for a, b in zip(stamps[warm - 1:], stamps[warm:])]
-    return {"wall": statistics.median(walls), "cpu": statistics.median(cpus), "warm_wall": stamps[warm - 1][0] - t0[0],
-            "mm_wall": (before["median"] + after["median"]) / 2, "mm_cpu": (before["cpu"] + after["cpu"]) / 2,
-            "walls": walls, "cpus": cpus}
+    walls = [b[0] - a[0] for a, b in zip(stamps[warm - 1 :], stamps[warm:])]
+    cpus = [b[1] - a[1] for a, b in zip(stamps[warm - 1 :], stamps[warm:])]
+    syss = [b[2] - a[2] for a, b in zip(stamps[warm - 1 :], stamps[warm:])]
+    return {
+        "wall": statistics.median(walls),
+        "cpu": statistics.median(cpus),
+        "sys": statistics.median(syss),
+        "warm_wall": stamps[warm - 1][0] - t0[0],
+        "mm_wall": (before["median"] + after["median"]) / 2,
+        "mm_cpu": (before["cpu"] + after["cpu"]) / 2,
+        "walls": walls,
+        "cpus": cpus,
+    }
 
 
 def baseline_step(content: torch.Tensor, style: torch.Tensor) -> Callable[[], None]:
@@ -158,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, nargs="+", default=[1])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     p.add_argument("-n", type=int, default=3, help="timed iterations per figure")
+    p.add_argument("--tag", default="", help="suffix of the output file bench/out/per_iteration{TAG}.json")
     a = p.parse_args(argv)
     rows = []
     for threads in a.threads:
@@ -172,27 +202,42 @@ def main(argv: list[str] | None = None) -> int:
                     r = timed(baseline_step(content, style), warm=1, n=a.n)
                 else:
                     r = timed(impasto_step(content, style, variant), warm=2 if variant == "compile" else 1, n=a.n)
-                r.update(variant=variant, size=size, threads=threads, gflop=flops / 1e9,
-                         fraction_wall=flops / r["wall"] / 1e9 / r["mm_wall"],
-                         fraction_cpu=flops / r["cpu"] / 1e9 / r["mm_cpu"])
+                r.update(
+                    variant=variant,
+                    size=size,
+                    threads=threads,
+                    gflop=flops / 1e9,
+                    fraction_wall=flops / r["wall"] / 1e9 / r["mm_wall"],
+                    fraction_cpu=flops / r["cpu"] / 1e9 / r["mm_cpu"],
+                )
                 rows.append(r)
-                print(f"{threads}t {size:4d}px {variant:14s} wall {r['wall']:6.2f}s cpu {r['cpu']:6.2f}s "
-                      f"(first {r['warm_wall']:6.1f}s)  {flops / r['cpu'] / 1e9:6.1f} GFLOP/cpu-s  "
-                      f"mm {r['mm_wall']:5.1f}/{r['mm_cpu']:5.1f}  fraction {r['fraction_wall']:.2f} wall "
-                      f"{r['fraction_cpu']:.2f} cpu", flush=True)
+                print(
+                    f"{threads}t {size:4d}px {variant:14s} wall {r['wall']:6.2f}s cpu {r['cpu']:6.2f}s "
+                    f"(sys {r['sys']:5.2f}s) "
+                    f"(first {r['warm_wall']:6.1f}s)  {flops / r['cpu'] / 1e9:6.1f} GFLOP/cpu-s  "
+                    f"mm {r['mm_wall']:5.1f}/{r['mm_cpu']:5.1f}  fraction {r['fraction_wall']:.2f} wall "
+                    f"{r['fraction_cpu']:.2f} cpu",
+                    flush=True,
+                )
     print(f"\n{machine()}")
-    print("FLOPs per iteration (2x forward to relu5_1): "
-          + ", ".join(f"{s}px {2 * conv_flops(s, s) / 1e9:.0f} GFLOP" for s in a.sizes))
-    print(f"{'threads':>7s} {'size':>5s} {'variant':14s} {'cpu s':>7s} {'vs eager':>8s} {'vs baseline':>11s} "
-          f"{'fraction(cpu)':>13s} {'fraction(wall)':>14s}")
+    print(
+        "FLOPs per iteration (2x forward to relu5_1): "
+        + ", ".join(f"{s}px {2 * conv_flops(s, s) / 1e9:.0f} GFLOP" for s in a.sizes)
+    )
+    print(
+        f"{'threads':>7s} {'size':>5s} {'variant':14s} {'cpu s':>7s} {'sys s':>6s} {'vs eager':>8s} "
+        f"{'vs baseline':>11s} {'fraction(cpu)':>13s} {'fraction(wall)':>14s}"
+    )
     for r in rows:
         same = {x["variant"]: x for x in rows if x["size"] == r["size"] and x["threads"] == r["threads"]}
         eager, base = same.get("eager"), same.get("baseline")
         vs_e = f"{eager['cpu'] / r['cpu']:.2f}x" if eager else "-"
         vs_b = f"{base['cpu'] / r['cpu']:.2f}x" if base else "-"
-        print(f"{r['threads']:7d} {r['size']:5d} {r['variant']:14s} {r['cpu']:7.2f} {vs_e:>8s} {vs_b:>11s} "
-              f"{r['fraction_cpu']:13.2f} {r['fraction_wall']:14.2f}")
-    write_json(OUT / "per_iteration.json", {"machine": machine(), "rows": rows})
+        print(
+            f"{r['threads']:7d} {r['size']:5d} {r['variant']:14s} {r['cpu']:7.2f} {r['sys']:6.2f} {vs_e:>8s} {vs_b:>11s} "
+            f"{r['fraction_cpu']:13.2f} {r['fraction_wall']:14.2f}"
+        )
+    write_json(OUT / f"per_iteration{a.tag}.json", {"machine": machine(), "rows": rows})
     return 0
 
 

