@@ -267,3 +267,15 @@ def test_bf16_autocast_keeps_losses_in_fp32_and_close(vgg, tensors):
     fa, fb = a.history[0][-1]["total"], b.history[0][-1]["total"]
     assert abs(fa - fb) < 0.05 * fa
     assert (a.images[0] - b.images[0]).abs().mean() < 0.02
+
+
+def test_classic_convention_rescales_caffe_activations(vgg, tensors):
+    from impasto.core.optimize import CAFFE_TO_TORCHVISION, activation_scale
+
+    assert activation_scale("relative", "caffe") == 1.0
+    assert activation_scale("classic", "caffe") == CAFFE_TO_TORCHVISION
+    assert activation_scale("jcjohnson", "torchvision") == 1 / CAFFE_TO_TORCHVISION
+    content, style, _ = tensors
+    obj = Objective(vgg, content, [style], [impasto.preset("gatys-adam", size=48)])
+    torch.testing.assert_close(obj.run(content, ["relu1_1"])["relu1_1"],
+                               vgg(content, ["relu1_1"])["relu1_1"] * CAFFE_TO_TORCHVISION)

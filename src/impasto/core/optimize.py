@@ -110,6 +110,7 @@ class Objective:
         n, dev = len(cfgs), content.device
         self.model, self.norm, self.guide = model, c0.loss_norm, guide
         self.amp = autocast_dtype(getattr(c0, "precision", "fp32"), content.device)
+        self.feature_scale = activation_scale(self.norm, getattr(model.preprocess, "name", ""))
         # Tiles only where the image is larger than a tile; the style images may need them on their own.
         self.tile = tile if tile and max(content.shape[-2:]) > tile else 0
         if self.tile and guide is not None:
@@ -177,9 +178,13 @@ class Objective:
         """VGG's activations, under autocast when the precision asks for it. The losses run outside autocast, in
         fp32 (half-precision Gram matrices overflow), and so do the targets' statistics."""
         if self.amp is None:
-            return self.model(x, layers)
-        with torch.autocast(device_type=x.device.type, dtype=self.amp):
-            return self.model(x, layers)
+            feats = self.model(x, layers)
+        else:
+            with torch.autocast(device_type=x.device.type, dtype=self.amp):
+                feats = self.model(x, layers)
+        if self.feature_scale != 1.0:
+            feats = {k: v * self.feature_scale for k, v in feats.items()}
+        return feats
 
     def __call__(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
         """(n, 3, H, W) images → per-item loss terms, each (n,)."""
@@ -241,6 +246,24 @@ class Objective:
         style = style.detach()
         total = self.content_weight * content + self.style_weight * style + self.tv_weight * tv
         return {"total": total, "content": content, "style": style, "tv": tv}
+
+
+# Caffe's network sees 0-255 pixels, torchvision's sees pixels divided by ~0.226 · 255: its activations are about
+# this much larger (exactly so for the first convolution; deeper layers are near enough, ReLU and max pooling being
+# positively homogeneous).
+CAFFE_TO_TORCHVISION = 1.0 / (255.0 * sum(IMAGENET_STD) / 3)
+
+
+def activation_scale(norm: str, preprocess: str) -> float:
+    """The ``classic`` and ``jcjohnson`` conventions' weights were tuned on one network's activation scale
+    (torchvision's and Caffe's respectively); with the other network, activations are rescaled to that scale so the
+    weights keep their balance (with unscaled Caffe activations the classic style term is ~3000x too strong against
+    the content term, and style weights 1e6 and 5e6 give the same picture). ``relative`` is scale-free."""
+    if norm == "classic" and preprocess == "caffe":
+        return CAFFE_TO_TORCHVISION
+    if norm == "jcjohnson" and preprocess == "torchvision":
+        return 1.0 / CAFFE_TO_TORCHVISION
+    return 1.0
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
