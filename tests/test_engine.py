@@ -279,3 +279,13 @@ def test_classic_convention_rescales_caffe_activations(vgg, tensors):
     obj = Objective(vgg, content, [style], [impasto.preset("gatys-adam", size=48)])
     torch.testing.assert_close(obj.run(content, ["relu1_1"])["relu1_1"],
                                vgg(content, ["relu1_1"])["relu1_1"] * CAFFE_TO_TORCHVISION)
+
+
+def test_auto_precision_resolves_per_device(monkeypatch):
+    from impasto import api
+
+    assert api.resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(api, "_cpu_has_native_bf16", lambda: True)
+    assert api.resolve_precision("auto", torch.device("cpu")) == "bf16"
+    monkeypatch.setattr(api, "_cpu_has_native_bf16", lambda: False)
+    assert api.resolve_precision("auto", torch.device("cpu")) == "fp32"

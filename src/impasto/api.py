@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import hashlib
 import io
 import os
@@ -31,8 +32,16 @@ from .core.vgg import LAYER_NAMES
 from .errors import ConfigError, ImageError, ResourceError
 from .io.checkpoint import load_checkpoint, save_checkpoint
 from .io.images import (
-    LoadedImage, atomic_write, check_not_input, check_output, load_image, pil_to_tensor, resize_exact, resize_long,
-    save_image, tensor_to_pil,
+    LoadedImage,
+    atomic_write,
+    check_not_input,
+    check_output,
+    load_image,
+    pil_to_tensor,
+    resize_exact,
+    resize_long,
+    save_image,
+    tensor_to_pil,
 )
 from .weights import load_vgg
 
@@ -119,6 +128,33 @@ def resolve_device(name: str) -> torch.device:
     if dev.type not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"device = {name!r} is invalid: use auto, cpu, cuda, cuda:N or mps")
     return dev
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_has_native_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read(1 << 20)
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` → what is fastest without hurting the picture on this device.
+
+    CUDA: bf16 (fp16 on GPUs without bf16). CPU: bf16 where the processor has native bf16 units (AVX512-BF16, AMX),
+    measured 1.6-1.7x faster than fp32 per step on this project's 2-core EPYC at 256-512 px, with the same quality
+    meter figures (style 0.396 vs 0.393, content 1.015 vs 1.018 at 256 px; bench/README.md); fp32 on other CPUs,
+    where bf16 is emulated and slower, and on MPS.
+    """
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and _cpu_has_native_bf16():
+        return "bf16"
+    return "fp32"
 
 
 def available_memory(device: torch.device) -> int | None:
@@ -285,6 +321,7 @@ def recipe(cfg: StyleConfig, device: torch.device, prepared: Prepared, state: Ru
         "elapsed_s": round(elapsed, 3),
         "status": state.status if state is not None else "done",
         "torch": torch.__version__,
+        "precision": resolve_precision(cfg.precision, device),
     }
 
 
@@ -361,7 +398,8 @@ def stylize_batch(
 
     try:
         state = optimize(model, prepared.content, prepared.styles, cfgs, inits=prepared.inits, state=state,
-                         callback=on_step, stop=stop, style_transform=_style_transform(c0))
+                         callback=on_step, stop=stop, style_transform=_style_transform(c0),
+                         precision=resolve_precision(c0.precision, device))
     except (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError) as e:
         # The estimate is checked first; this catches what it missed (other processes, fragmentation).
         text = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -438,7 +476,7 @@ def resume_state(path: str | Path, config: StyleConfig, content: ImageLike, styl
     if prepared.fingerprint != data["fingerprint"]:
         raise ConfigError(f"{path}: was written for other input images; use the same images to resume")
     st = data["state"]
-    move = lambda v: v.to(device) if isinstance(v, torch.Tensor) else v  # noqa: E731
+    move = lambda v: v.to(device) if isinstance(v, torch.Tensor) else v
     st["images"] = [move(t) for t in st["images"]]
     st["params"] = [move(t) for t in st["params"]] if st.get("params") is not None else None
     st["ema"] = [move(t) for t in st["ema"]] if st.get("ema") is not None else None

@@ -102,8 +102,8 @@ class StyleConfig:
     """Run VGG on tiles of this many pixels (a multiple of 16) with random offsets each step, for sizes beyond memory
     (4096 px); the gradient is the whole image's. 0: the whole image at once."""
     precision: Precision = "auto"
-    """VGG's arithmetic: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``fp32``, ``bf16`` or ``fp16``
-    (autocast); Gram matrices and losses are always fp32."""
+    """VGG's arithmetic: ``auto`` (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), ``fp32``, ``bf16``
+    or ``fp16`` (autocast); Gram matrices and losses are always fp32."""
     checkpoint: bool = False
     """Activation checkpointing: recompute activations during backward; less memory, about a third slower."""
     save_every: int = 0

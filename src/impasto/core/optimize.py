@@ -105,11 +105,11 @@ class Objective:
     """The loss of a batch at one scale: targets computed once (no autograd), per-item weights as tensors."""
 
     def __init__(self, model: VGG19, content: torch.Tensor, styles: Sequence[torch.Tensor], cfgs: Sequence[Any],
-                 guide: torch.Tensor | None = None, tile: int = 0) -> None:
+                 guide: torch.Tensor | None = None, tile: int = 0, precision: str | None = None) -> None:
         c0 = cfgs[0]
         n, dev = len(cfgs), content.device
         self.model, self.norm, self.guide = model, c0.loss_norm, guide
-        self.amp = autocast_dtype(getattr(c0, "precision", "fp32"), content.device)
+        self.amp = autocast_dtype(precision or getattr(c0, "precision", "fp32"), content.device)
         self.feature_scale = activation_scale(self.norm, getattr(model.preprocess, "name", ""))
         # Tiles only where the image is larger than a tile; the style images may need them on their own.
         self.tile = tile if tile and max(content.shape[-2:]) > tile else 0
@@ -267,9 +267,8 @@ def activation_scale(norm: str, preprocess: str) -> float:
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """``auto``: bf16 on CUDA GPUs that have it (fp16 on older ones), fp32 elsewhere. bench/per_iteration.py
-    measured bf16 autocast at ~1.6x fp32 on this project's 2-core AMD EPYC CPU too, but the default stays fp32 on
-    CPUs: not every CPU has bf16 units (without them it is slower), and fp32 is what the quality figures used."""
+    """The autocast dtype for VGG, or None for fp32. ``auto`` here (when the caller has not resolved it for the
+    machine, as ``api.resolve_precision`` does): bf16 on CUDA GPUs that have it (fp16 on older ones), fp32 elsewhere."""
     if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
         return None
     if precision == "auto":
@@ -313,6 +312,7 @@ def optimize(
     stop: StopToken | None = None,
     style_transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     guide: torch.Tensor | None = None,
+    precision: str | None = None,
 ) -> RunState:
     """Optimise a batch of images. ``content`` (1, 3, H, W) and ``styles`` (1, 3, h, w) are RGB in [0, 1] at the
     final size; coarser scales are resized from them. Returns the final state (``status`` says how it ended).
@@ -348,7 +348,7 @@ def optimize(
         styles_s = [resize(s, _style_size(s, size, c0.style_scale)) for s in styles]
         if style_transform is not None:
             styles_s = [style_transform(s, content_s) for s in styles_s]
-        objective = Objective(model, content_s, styles_s, cfgs, guide, tile=c0.tile_size)
+        objective = Objective(model, content_s, styles_s, cfgs, guide, tile=c0.tile_size, precision=precision)
 
         if state.params is None:
             state.params = [pixels.to_var(resize(img, size)).detach() for img in state.images]
