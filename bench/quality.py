@@ -74,7 +74,7 @@ class Meter:
 
     def __call__(self, image: ImageLike) -> dict[str, float]:
         x = _tensor(_resize(to_pil(image), self.shape))
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", enabled=False):  # fp32 even inside a caller's autocast
             feats = self.model(x, (*STYLE_LAYERS, CONTENT_LAYER))
         per_layer = {k: float((_gram(feats[k]) - g).norm() / g.norm()) for k, g in self.grams.items()}
         content = float((feats[CONTENT_LAYER].double() - self.content).norm() / self.content.norm())
