@@ -85,6 +85,14 @@ def to_caffe(x: torch.Tensor) -> torch.Tensor:
     return (x * STD + MEAN).flip(1) * 255.0 - CAFFE_MEAN_BGR
 
 
+# Caffe's VGG sees 0-255 pixels where torchvision's saw (x - mean) / std: its activations are ~255 · 0.226 ≈ 58x
+# larger (exactly at conv1_1; ReLU and max pooling are positively homogeneous). ``--activation-scale torchvision``
+# divides the recorded features by that, so that the content (∝ F²) and style (∝ F⁴) terms keep the balance they had
+# with torchvision's weights, as impasto's gatys-adam preset does (core/optimize.py, activation_scale).
+TORCHVISION_SCALE = 1.0 / (255.0 * float(STD.mean()))
+activation_scale = 1.0
+
+
 def get_features(image: torch.Tensor, model: nn.Sequential, layers: dict[str, str] = LAYERS) -> dict[str, torch.Tensor]:
     features = {}
     x = to_caffe(image)
@@ -92,6 +100,8 @@ def get_features(image: torch.Tensor, model: nn.Sequential, layers: dict[str, st
         x = layer(x)
         if name in layers:
             features[layers[name]] = x
+    if activation_scale != 1.0:  # after the loop: the in-place ReLUs have made the recorded tensors relu outputs
+        features = {k: v * activation_scale for k, v in features.items()}
     return features
 
 
@@ -130,6 +140,7 @@ def run(pair: str, steps: int = 2000, size: int = 400, every: int = 100, out: Pa
     style = load_image(style_path, shape=tuple(content.shape[-2:]))
     trace: dict = {
         "tool": "baseline",
+        "activation_scale": activation_scale,
         "pair": pair,
         "size": list(content.shape[-2:]),
         "steps": steps,
@@ -205,8 +216,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=100)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, help="trace path without suffix (default bench/out/baseline_PAIR_SIZE)")
+    p.add_argument(
+        "--activation-scale",
+        choices=("caffe", "torchvision"),
+        default="caffe",
+        help="the loss on the bundled (Caffe) network's activations as they are, or rescaled to "
+        "torchvision's (see TORCHVISION_SCALE)",
+    )
     a = p.parse_args(argv)
     set_threads(a.threads)
+    global activation_scale
+    activation_scale = TORCHVISION_SCALE if a.activation_scale == "torchvision" else 1.0
     run(a.pair, a.steps, a.size, a.every, a.out)
     return 0
 

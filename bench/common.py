@@ -56,6 +56,21 @@ def mm_gflops(n: int = 1024, seconds: float = 0.3) -> dict[str, float]:
     }
 
 
+def provenance() -> dict[str, Any]:
+    """The commit the code ran at, and whether src/ had uncommitted changes (the tree is shared while it runs)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *args], cwd=BENCH.parent, capture_output=True, text=True, check=False
+            ).stdout.strip()
+        except OSError:
+            return ""
+
+    return {"commit": git("rev-parse", "--short", "HEAD"), "src_dirty": bool(git("status", "--porcelain", "src"))}
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor()
     try:
@@ -70,6 +85,7 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "loadavg": os.getloadavg(),
         "mkldnn": torch.backends.mkldnn.is_available(),
+        **provenance(),
     }
 
 

@@ -105,6 +105,7 @@ def run_impasto(pair: str, every: int, overrides: dict[str, Any], tag: str, bf16
     trace["total_time"], trace["total_cpu"] = clock.now(), clock.cpu()
     trace["calibration_end"] = mm_gflops()
     trace["final"] = meter(result.image)
+    trace["recipe"] = {k: v for k, v in result.recipe.items() if k not in ("inputs",)}
     out = OUT / f"impasto_{tag}_{pair}_400.png"
     result.image.save(out)
     trace["image"] = str(out)
@@ -177,7 +178,22 @@ def run_pastiche(pair: str, steps: int | None) -> dict[str, Any]:
     return trace
 
 
-def summarise(pair: str, base: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
+def curve(run: dict[str, Any], points: int = 8) -> list[str]:
+    """A few records of a run: the last of each scale (impasto) or evenly spaced (others)."""
+    recs = run["records"]
+    if run["tool"] == "impasto":
+        picks = [r for r, nxt in zip(recs, recs[1:] + [None]) if nxt is None or nxt["scale"] != r["scale"]]
+    else:
+        picks = recs[:: max(1, len(recs) // points)] + ([recs[-1]] if recs else [])
+        picks = list({r["step"]: r for r in picks}.values())
+    return [
+        f"      step {r['step']:5d} {('x'.join(map(str, r['size'][::-1])) if 'size' in r else ''):>8s} "
+        f"cpu {r['cpu']:7.0f}s wall {r['time']:7.0f}s  style {r['style']:.4f} content {r['content']:.4f}"
+        for r in picks
+    ]
+
+
+def summarise(pair: str, base: dict[str, Any], runs: list[dict[str, Any]], show_curves: bool = False) -> list[str]:
     target = base["final"]
     b = first_reaching(base["records"], target)
     assert b is not None  # the baseline reaches its own final record
@@ -223,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pastiche-steps", type=int, help="cut pastiche's run (default: its own, 1000 L-BFGS steps)")
     p.add_argument("--run-baseline", action="store_true", help="run the baseline if its trace is missing")
     p.add_argument("--summary", action="store_true", help="run nothing: the table from the traces in bench/out")
+    p.add_argument("--curves", action="store_true", help="print quality against time for every run")
     a = p.parse_args(argv)
     set_threads(a.threads)
     overrides = dict(kv.split("=", 1) for kv in a.set)
@@ -237,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         # This run and the earlier ones of other variants (each run writes its own file), for one table.
         runs = [json.loads(f.read_text()) for f in sorted(OUT.glob(f"ttq_*_{pair}.json"))]
         if base is not None:
-            report += summarise(pair, base, runs)
+            report += summarise(pair, base, runs, a.curves)
     print(f"threads {torch.get_num_threads()}, mm now {mm_gflops()['median']:.1f} GFLOP/s; {machine()['cpu']}")
     print("\n".join(report))
     return 0
