@@ -6,6 +6,7 @@ from .vgg import LAYER_INDEX, LAYER_NAMES
 
 _CHANNELS = (64, 128, 256, 512, 512)
 WEIGHT_BYTES = 80_000_000  # the 16 convolutions in fp32
+PROCESS_BYTES = 500_000_000  # Python, torch and the inputs before the first step (measured: ~0.4 GB)
 
 
 def estimate_bytes(height: int, width: int, layers: list[str], batch: int = 1, lbfgs_history: int = 0,
@@ -13,7 +14,9 @@ def estimate_bytes(height: int, width: int, layers: list[str], batch: int = 1, l
     """Peak bytes of one optimisation step: activations kept for backward (fp32), their gradients, the weights.
 
     Each conv/relu output is stored once for backward and its gradient is alive once during backward (×2); pooling
-    keeps its input's indices. The constant 1.3 covers allocator slack and temporaries (measured, bench/memory.py).
+    keeps its input's indices. That count is an upper bound: measured peaks (bench/memory.py, fp32, CPU) were
+    0.43-0.48 of it at 1024-2048 px, as autograd frees each gradient once used; so it is scaled by 0.6, plus what a
+    process holds before the run (PROCESS_BYTES). That estimate is 1.09-1.17x the measured peaks at 512-2048 px.
     With tiles, VGG sees one tile (plus its halo) at a time, and only the pixels, the optimiser's state and the
     content targets are whole-image. Checkpointing keeps about half of the activations (measured).
     """
@@ -36,4 +39,4 @@ def estimate_bytes(height: int, width: int, layers: list[str], batch: int = 1, l
     pixels = 3 * full[0] * full[1] * 4 * (8 + 2 * lbfgs_history)
     targets = 512 * full[0] * full[1] // 64 * 4 if tile else 0  # a relu4_x content map, whole-image
     grams = sum(_CHANNELS[int(n[4]) - 1] ** 2 for n in layers) * 4 * 4
-    return int((activations + pixels + targets + grams) * batch * 1.3) + WEIGHT_BYTES
+    return int((activations + pixels + targets + grams) * batch * 0.6) + WEIGHT_BYTES + PROCESS_BYTES
