@@ -27,7 +27,7 @@ from common import OUT, machine, mm_gflops, set_threads, write_json
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
 
 
-def child(size: int, steps: int) -> dict:
+def child(size: int, steps: int, overrides: dict[str, str]) -> dict:
     import torch
 
     import impasto
@@ -38,7 +38,7 @@ def child(size: int, steps: int) -> dict:
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     g = torch.Generator().manual_seed(0)
     content, style = torch.rand(1, 3, size, size, generator=g), torch.rand(1, 3, size, size, generator=g)
-    cfg = impasto.StyleConfig(size=size, start_size=None, steps=max(steps, 1), device="cpu")
+    cfg = impasto.StyleConfig(size=size, start_size=None, steps=max(steps, 1), device="cpu").replace(**overrides)
     times: list[float] = []
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -70,19 +70,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--limit", type=float, help="GiB a child may use (default: 90%% of MemAvailable now)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a config field for the runs, e.g. checkpoint=true or tile_size=1024",
+    )
+    p.add_argument("--tag", default="", help="suffix of the output file bench/out/memory{TAG}.json")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     set_threads(a.threads)
+    overrides = dict(kv.split("=", 1) for kv in a.set)
     if a.child:
-        print(json.dumps(child(a.child, a.steps)))
+        print(json.dumps(child(a.child, a.steps, overrides)))
         return 0
+    import impasto
     from impasto.core.memory import estimate_bytes
+
+    cfg = impasto.StyleConfig().replace(**overrides)
+    est_kw = {"tile": cfg.tile_size, "checkpoint": cfg.checkpoint}
 
     rows: list[dict] = []
     gib = 2**30
     print(f"{'size':>5s} {'estimate':>9s} {'peak RSS':>9s} {'run part':>9s} {'peak/est':>8s} {'cpu s':>7s}  mm GFLOP/s")
     for size in a.sizes:
-        est = estimate_bytes(size, size, LAYERS)
+        est = estimate_bytes(size, size, LAYERS, **est_kw)
         limit = a.limit * gib if a.limit else 0.9 * available()
         done = [r for r in rows if "peak" in r]
         if done:  # activations scale with the pixel count
@@ -110,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
         rows.append(row)
-    write_json(OUT / "memory.json", {"machine": machine(), "steps": a.steps, "layers": LAYERS, "rows": rows})
+    write_json(
+        OUT / f"memory{a.tag}.json",
+        {"machine": machine(), "steps": a.steps, "layers": LAYERS, "overrides": overrides, "rows": rows},
+    )
     return 0
 
 

@@ -12,7 +12,8 @@ thread count. Each figure is given on wall time and on process CPU time (the mac
 Variants tried on impasto's iteration (core is not changed; the model and input are prepared here):
 ``inplace`` (the ReLUs in place, as torchvision's VGG: no conv output is kept by the default layers),
 ``channels_last``, ``no-mkldnn`` (oneDNN off), ``compile`` (torch.compile of the VGG forward; compile time and
-payback reported), ``bf16`` (CPU autocast; the Grams and losses stay fp32 in impasto), and threads.
+payback reported), ``bf16`` (core's ``precision="bf16"``: VGG under CPU autocast, Grams and losses in fp32), and threads. ``loop`` is
+the real optimisation loop (core.optimize.optimize) at fp32, timed between its callbacks.
 
     python bench/per_iteration.py [--sizes 256 512] [--threads 1] [--variants ...]
 """
@@ -98,7 +99,8 @@ def timed(step: Callable[[], Any], warm: int, n: int) -> dict[str, Any]:
 
 def impasto_step(content: torch.Tensor, style: torch.Tensor, variant: str) -> Callable[[], None]:
     """One iteration as core/optimize.py does it (Objective → sum → backward → Adam → clamp), with ``variant``."""
-    cfg = impasto.StyleConfig(size=max(content.shape[-2:]), start_size=None, device="cpu")
+    precision = "bf16" if variant == "bf16" else "fp32"
+    cfg = impasto.StyleConfig(size=max(content.shape[-2:]), start_size=None, device="cpu", precision=precision)
     model = load_vgg("bundled")
     fmt = torch.contiguous_format
     if variant == "channels_last":
@@ -119,8 +121,6 @@ def impasto_step(content: torch.Tensor, style: torch.Tensor, variant: str) -> Ca
     def ctx() -> contextlib.AbstractContextManager:
         if variant == "no-mkldnn":
             return torch.backends.mkldnn.flags(enabled=False)
-        if variant == "bf16":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def step() -> None:
@@ -137,7 +137,9 @@ def impasto_step(content: torch.Tensor, style: torch.Tensor, variant: str) -> Ca
 
 def impasto_loop(content: torch.Tensor, style: torch.Tensor, warm: int, n: int) -> dict[str, Any]:
     """The real loop (core.optimize.optimize, defaults at one scale): per-step times from the callback."""
-    cfg = impasto.StyleConfig(size=max(content.shape[-2:]), start_size=None, steps=warm + n, device="cpu")
+    cfg = impasto.StyleConfig(
+        size=max(content.shape[-2:]), start_size=None, steps=warm + n, device="cpu", precision="fp32"
+    )
     stamps: list[tuple[float, float, float]] = []
     before = mm_gflops(seconds=0.2)
     t0 = (time.perf_counter(), time.process_time())
