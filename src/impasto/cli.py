@@ -74,8 +74,11 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
     return from_dict(given)
 
 
-def _install_stop(stop: Any) -> Callable[[], None]:
-    """SIGINT/SIGTERM end the run after the current step; a second Ctrl-C interrupts at once."""
+def install_stop(stop: Any) -> Callable[[], None]:
+    """SIGINT/SIGTERM end the run after the current step; a second Ctrl-C interrupts at once.
+
+    Returns a function that puts the previous handlers back.
+    """
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def handler(signum: int, _frame: Any) -> None:
@@ -86,7 +89,12 @@ def _install_stop(stop: Any) -> Callable[[], None]:
 
     for s in old:
         signal.signal(s, handler)
-    return lambda: [signal.signal(s, h) for s, h in old.items()]  # type: ignore[func-returns-value]
+
+    def restore() -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    return restore
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
@@ -99,7 +107,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     ckpt = out.with_name(out.name + ".ckpt")
     state = resume_state(ckpt, cfg, args.content, args.styles) if args.resume else None
     stop = StopToken()
-    restore = _install_stop(stop)
+    restore = install_stop(stop)
     try:
         result = stylize(args.content, args.styles, cfg, stop=stop, state=state, progress=not args.quiet,
                          output=out, force=True)

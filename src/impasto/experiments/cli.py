@@ -7,9 +7,7 @@ Exit codes: 0 every variant finished (a diverged variant is a finding, not a fai
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-from collections.abc import Callable
 from typing import Any
 
 EXAMPLES = """examples:
@@ -72,7 +70,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(experiment.with_overrides(**overrides))
     stop = StopToken()
-    restore = _install_stop(stop)
+    from ..cli import install_stop  # the same Ctrl-C handling as impasto stylize
+
+    restore = install_stop(stop)
     try:
         result = sweep(experiment, content=args.content, styles=args.styles, output=args.output, force=args.force,
                        max_batch=args.batch, stop=stop, progress=not args.quiet, refresh=args.refresh, **overrides)
@@ -114,21 +114,3 @@ def _dry_run(experiment: Any) -> int:
     return 0
 
 
-def _install_stop(stop: Any) -> Callable[[], None]:
-    """SIGINT/SIGTERM end the sweep after the current step (checkpoints kept); a second Ctrl-C interrupts at once."""
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def handler(signum: int, _frame: Any) -> None:
-        if stop.stopped:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            raise KeyboardInterrupt
-        stop.stop("interrupted by " + signal.Signals(signum).name)
-
-    for s in old:
-        signal.signal(s, handler)
-
-    def restore() -> None:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-    return restore
