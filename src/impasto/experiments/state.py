@@ -17,7 +17,7 @@ from ..core.optimize import RunState
 
 # The RunState fields this module knows how to cut and join; a field added to RunState must be handled here too.
 KNOWN_FIELDS = {"images", "step", "scale", "scale_step", "params", "opt_state", "ema", "ema_count", "history",
-                "status", "message", "elapsed"}
+                "status", "message", "elapsed", "diverged"}
 
 
 def _check_fields() -> None:
@@ -45,6 +45,7 @@ def take(state: RunState, indices: Sequence[int]) -> RunState:
         ema_count=state.ema_count,
         history=[state.history[i] for i in pick] if state.history else [[] for _ in pick],
         status=state.status, message=state.message, elapsed=state.elapsed,
+        diverged={new: state.diverged[old] for new, old in enumerate(pick) if old in state.diverged},
     )
 
 
@@ -65,7 +66,17 @@ def merge(states: Sequence[RunState]) -> RunState:
         ema_count=first.ema_count,
         history=[h for s in states for h in s.history],
         status=first.status, message=first.message, elapsed=max(s.elapsed for s in states),
+        diverged=_merge_diverged(states),
     )
+
+
+def _merge_diverged(states: Sequence[RunState]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    offset = 0
+    for s in states:
+        out.update({offset + i: msg for i, msg in s.diverged.items()})
+        offset += len(s.images)
+    return out
 
 
 def _take_opt(opt_state: dict[str, Any], pick: list[int]) -> dict[str, Any]:
