@@ -10,7 +10,8 @@ the prediction scales the run part measured at the previous size by the pixel co
 was measured yet); the prediction is printed instead. ``--steps 0`` measures only the targets. The api's own memory check is bypassed (the
 engine is called directly) so that a refused size can still be measured when it fits.
 
-    python bench/memory.py [--sizes 512 1024 2048 4096] [--steps 2] [--threads 1]
+    python bench/memory.py [--sizes 512 1024 2048 4096] [--steps 2] [--threads 1] [--set precision=fp32]
+    python bench/memory.py --sizes 4096 --steps 1 --set tile_size=1024 --tag _tiles
 """
 
 from __future__ import annotations
@@ -42,15 +43,21 @@ def child(size: int, steps: int, overrides: dict[str, str]) -> dict:
     times: list[float] = []
     t0 = time.perf_counter()
     c0 = time.process_time()
+    from impasto.api import resolve_precision
+
+    precision = resolve_precision(cfg.precision, torch.device("cpu"))  # as a real run would (auto: bf16 here)
     if steps:
-        optimize(model, content, [style], [cfg], callback=lambda s: times.append(time.perf_counter()))
+        optimize(model, content, [style], [cfg], callback=lambda s: times.append(time.perf_counter()),
+                 precision=precision)
     else:
         from impasto.core.optimize import Objective
 
-        Objective(model, content, [style], [cfg])
+        Objective(model, content, [style], [cfg], tile=cfg.tile_size, precision=precision)
     return {
         "size": size,
         "steps": steps,
+        "config": {k: str(getattr(cfg, k)) for k in ("tile_size", "checkpoint")},
+        "precision": precision,
         "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "base": base,
         "wall": time.perf_counter() - t0,
@@ -108,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             row["skipped"] = f"predicted {predicted / gib:.1f} GiB > limit {limit / gib:.1f} GiB"
             print(f"{size:5d} {est / gib:8.2f}G {'-':>9s} {'-':>9s} {'-':>8s} {'-':>7s}  not run: {row['skipped']}")
         else:
-            cmd = [sys.executable, __file__, "--child", str(size), "--steps", str(a.steps), "--threads", str(a.threads)]
+            cmd = [sys.executable, __file__, "--child", str(size), "--steps", str(a.steps), "--threads", str(a.threads),
+                   *(arg for kv in a.set for arg in ("--set", kv))]
             proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
             if proc.returncode:
                 row["error"] = f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}"
