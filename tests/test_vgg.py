@@ -69,7 +69,29 @@ def test_forward_stops_at_the_deepest_requested_layer(monkeypatch):
     for i, m in enumerate(model.features):
         m.register_forward_hook(lambda *_, i=i: calls.append(i))
     model(torch.rand(1, 3, 32, 32), ["relu2_1"])
-    assert max(calls) == LAYER_INDEX["relu2_1"]
+    # (ReLUs whose convolution output is not kept run in place, without their module's hooks.)
+    assert LAYER_INDEX["conv2_1"] in calls and max(calls) < LAYER_INDEX["pool2"]
+
+
+def test_in_place_relus_leave_asked_for_conv_outputs_and_gradients_alone():
+    model = VGG19(TorchvisionPreprocess())
+    model.load_state_dict(random_state(1), strict=False)
+    x = torch.rand(1, 3, 32, 40, dtype=torch.float64, requires_grad=True)
+    model.double()
+    both = model(x, ["conv2_1", "relu2_1", "relu3_1"])
+    assert (both["conv2_1"] < 0).any()  # not rectified by the in-place ReLU after it
+    torch.testing.assert_close(both["relu2_1"], F.relu(both["conv2_1"]))
+
+    def oracle(inp):  # every module, out of place
+        h = model.preprocess(inp)
+        for m in model.features[: LAYER_INDEX["relu3_1"] + 1]:
+            h = F.relu(h) if isinstance(m, nn.ReLU) else m(h)
+        return h
+
+    torch.testing.assert_close(model(x, ["relu3_1"])["relu3_1"], oracle(x))
+    g1, = torch.autograd.grad(model(x, ["relu3_1"])["relu3_1"].square().sum(), x)
+    g2, = torch.autograd.grad(oracle(x).square().sum(), x)
+    torch.testing.assert_close(g1, g2)
 
 
 def test_avg_pooling_is_scaled_average():

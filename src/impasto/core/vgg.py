@@ -87,11 +87,20 @@ class VGG19(nn.Module):
             return self._checkpointed(x, wanted, last)
         out: dict[str, torch.Tensor] = {}
         for idx in range(last + 1):
-            x = self.features[idx](x)
+            x = self._layer(idx, x, wanted)
             name = LAYER_NAMES[idx]
             if name in wanted:
                 out[name] = x
         return out
+
+    def _layer(self, idx: int, x: torch.Tensor, wanted: set[str]) -> torch.Tensor:
+        # A ReLU rectifies its convolution's output in place unless that output was asked for (and kept): the
+        # convolution's backward needs its input, not its output, so nothing autograd saved is overwritten, and one
+        # activation's worth of memory traffic per layer is saved (the modules stay out of place: conv4_2 is the
+        # convolution's output whenever it is asked for).
+        if LAYER_NAMES[idx].startswith("relu") and LAYER_NAMES[idx - 1] not in wanted:
+            return torch.relu_(x)
+        return self.features[idx](x)
 
     def _checkpointed(self, x: torch.Tensor, wanted: set[str], last: int) -> dict[str, torch.Tensor]:
         """Activation checkpointing per block (conv…pool): only block outputs and requested layers are kept for
@@ -109,7 +118,7 @@ class VGG19(nn.Module):
             def run(h: torch.Tensor, a: int = start, b: int = end) -> tuple[torch.Tensor, ...]:
                 kept = []
                 for i in range(a, b + 1):
-                    h = self.features[i](h)
+                    h = self._layer(i, h, wanted)
                     if LAYER_NAMES[i] in wanted:
                         kept.append(h)
                 return (h, *kept)
