@@ -15,8 +15,10 @@ def estimate_bytes(height: int, width: int, layers: list[str], batch: int = 1, l
 
     Each conv/relu output is stored once for backward and its gradient is alive once during backward (×2); pooling
     keeps its input's indices. That count is an upper bound: measured peaks (bench/memory.py, fp32, CPU) were
-    0.43-0.48 of it at 1024-2048 px, as autograd frees each gradient once used; so it is scaled by 0.6, plus what a
-    process holds before the run (PROCESS_BYTES). That estimate is 1.09-1.17x the measured peaks at 512-2048 px.
+    0.43-0.48 of it at 1024-2048 px, as autograd frees each gradient once used; so it is scaled by 0.6, plus the
+    whole-image buffers (pixels, Adam's moments, tiled content targets) and what a process holds before the run
+    (PROCESS_BYTES). That estimate is 1.09-1.18x the measured peaks at 512-2048 px and 1.09x at 4096 px with
+    1024 px tiles (6.1 GB).
     With tiles, VGG sees one tile (plus its halo) at a time, and only the pixels, the optimiser's state and the
     content targets are whole-image. Checkpointing keeps about half of the activations (measured).
     """
@@ -39,4 +41,5 @@ def estimate_bytes(height: int, width: int, layers: list[str], batch: int = 1, l
     pixels = 3 * full[0] * full[1] * 4 * (8 + 2 * lbfgs_history)
     targets = 512 * full[0] * full[1] // 64 * 4 if tile else 0  # a relu4_x content map, whole-image
     grams = sum(_CHANNELS[int(n[4]) - 1] ** 2 for n in layers) * 4 * 4
-    return int((activations + pixels + targets + grams) * batch * 0.6) + WEIGHT_BYTES + PROCESS_BYTES
+    # Only VGG's activations shrink below the count (autograd frees them as it goes); the whole-image buffers do not.
+    return int((activations * 0.6 + pixels + targets + grams) * batch) + WEIGHT_BYTES + PROCESS_BYTES
