@@ -105,7 +105,7 @@ class StyleConfig:
     """VGG's arithmetic: ``auto`` (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), ``fp32``, ``bf16``
     or ``fp16`` (autocast); Gram matrices and losses are always fp32."""
     checkpoint: bool = False
-    """Activation checkpointing: recompute activations during backward; less memory, about a third slower."""
+    """Activation checkpointing: recompute activations during backward; less memory, one more forward pass per step."""
     save_every: int = 0
     """Write an intermediate image every N steps (0: never)."""
     max_pixels: int = 40_000_000

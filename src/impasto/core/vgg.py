@@ -73,7 +73,7 @@ class VGG19(nn.Module):
             # roughly the magnitude the following layers were trained on.
             modules.append(nn.MaxPool2d(2, 2) if pooling == "max" else _ScaledAvgPool())
         self.features = nn.Sequential(*modules)
-        self.checkpoint = False  # recompute each block's activations during backward (less memory, ~30% slower)
+        self.checkpoint = False  # recompute each block's activations during backward (less memory, one more forward)
         self.requires_grad_(False)
         self.eval()
 
