@@ -17,8 +17,8 @@ def estimate_bytes(height: int, width: int, layers: list[str], batch: int = 1, l
     keeps its input's indices. That count is an upper bound: measured peaks (bench/memory.py, fp32, CPU) were
     0.43-0.48 of it at 1024-2048 px, as autograd frees each gradient once used; so it is scaled by 0.6, plus the
     whole-image buffers (pixels, Adam's moments, tiled content targets) and what a process holds before the run
-    (PROCESS_BYTES). That estimate is 1.09-1.18x the measured peaks at 512-2048 px and 1.09x at 4096 px with
-    1024 px tiles (6.1 GB).
+    (PROCESS_BYTES). That estimate is 1.13-1.16x the measured peaks at 512-2048 px and 1.08x at 4096 px with
+    1024 px tiles (6.1 GiB).
     With tiles, VGG sees one tile (plus its halo) at a time, and only the pixels, the optimiser's state and the
     content targets are whole-image. Checkpointing keeps about half of the activations (measured).
     """

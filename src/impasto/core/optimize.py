@@ -422,9 +422,11 @@ def optimize(
                 opt.step()
             for p in params:
                 pixels.project(p)
+            # One finiteness flag per run, read back once per step (losses are (n,); each run has its own pixels).
+            finite = torch.stack([torch.isfinite(v) for v in last.values()]
+                                 + [torch.stack([torch.isfinite(p).all() for p in params])]).all(0).tolist()
             for i, p in enumerate(params):
-                if i not in state.diverged and not (
-                        all(bool(torch.isfinite(v[i]).all()) for v in last.values()) and torch.isfinite(p).all()):
+                if i not in state.diverged and not finite[i]:
                     with torch.no_grad():
                         p.copy_(good[i])
                     state.diverged[i] = (f"the loss became NaN/Inf at step {state.step + 1}; kept the last finite "
