@@ -24,7 +24,7 @@ from PIL import Image
 from . import __version__
 from .config import StyleConfig, from_dict
 from .core import colour
-from .core.events import Step, StopToken
+from .core.events import FINAL, STATUSES, Status, Step, StopToken  # noqa: F401  (the status vocabulary, re-exported)
 from .core.memory import WEIGHT_BYTES, estimate_bytes
 from .core.optimize import RunState, batch_key, optimize, total_steps
 from .core.schedule import fit_long_side, scale_sizes
