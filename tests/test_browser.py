@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the web extra is not installed: pip install 'impasto[web]'")
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install playwright")
 
-from impasto.io.images import read_recipe  # noqa: E402  (after the skips: needs the web extra)
+from impasto.io.recipe import read_recipe  # noqa: E402  (after the skips: needs the web extra)
 from impasto.web.app import create_app  # noqa: E402
 
 expect = sync_api.expect

@@ -7,7 +7,7 @@ import json
 from PIL import Image
 
 from impasto.cli import main
-from impasto.io.images import read_recipe
+from impasto.io.recipe import read_recipe
 
 TINY = ["--size", "32", "--start-size", "none", "--steps", "3", "-q"]
 

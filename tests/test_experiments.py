@@ -18,7 +18,7 @@ from impasto.cli import main
 from impasto.core.optimize import RunState
 from impasto.experiments import Batch, BatchOutcome, LocalExecutor, load_experiment
 from impasto.experiments import state as states
-from impasto.io.images import read_recipe
+from impasto.io.recipe import read_recipe
 from impasto.samples import sample_content, sample_style
 
 BASE = """\

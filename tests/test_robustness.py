@@ -32,12 +32,14 @@ from PIL import Image, ImageFile
 
 import impasto.api
 import impasto.core.optimize
-import impasto.io.images
+import impasto.io.fetch
 from impasto.cli import main
 from impasto.config import FIELD_NAMES, StyleConfig, from_dict
 from impasto.errors import ConfigError, ImageError
 from impasto.io.checkpoint import load_checkpoint
-from impasto.io.images import atomic_write, load_image, read_recipe
+from impasto.io.files import atomic_write
+from impasto.io.images import load_image
+from impasto.io.recipe import read_recipe
 from impasto.samples import sample_content, sample_style
 
 # One scale, one step, shallow layers: the runs here test handling, not pictures.
@@ -377,8 +379,8 @@ URLS = [
 def test_bad_url_is_one_line_exit_2(case, server, corpus, tmp_path, capsys, monkeypatch):
     _, path, needles = case
     url = f"{server}{path}" if path else f"http://127.0.0.1:{_closed_port()}/img.png"
-    monkeypatch.setattr(impasto.io.images, "URL_TIMEOUT", 0.5)
-    monkeypatch.setattr(impasto.io.images, "URL_MAX_BYTES", 1_000_000)
+    monkeypatch.setattr(impasto.io.fetch, "URL_TIMEOUT", 0.5)
+    monkeypatch.setattr(impasto.io.fetch, "URL_MAX_BYTES", 1_000_000)
     monkeypatch.setattr(impasto.api, "load_vgg", _must_not_run)
     out = tmp_path / "out.png"
     code, err = _run(["stylize", url, str(corpus / "style.png"), "-o", str(out), *FAST], capsys)

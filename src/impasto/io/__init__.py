@@ -1,1 +1,2 @@
-"""Input and output: images (paths, URLs, PIL), atomic saves, PNG recipe metadata."""
+"""Input and output: fetch (http(s) URLs), images (decode, EXIF, modes, PIL ↔ tensor), files (output checks, atomic
+writes), recipe (PNG metadata), checkpoint (resumable runs)."""

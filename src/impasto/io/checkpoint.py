@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, OutputError
-from .images import atomic_write
+from .files import atomic_write
 
 FORMAT = 1
 REQUIRED_STATE = {"images", "step", "scale", "scale_step", "history"}
