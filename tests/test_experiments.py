@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,11 +14,13 @@ import torch
 from PIL import Image
 
 import impasto
-from impasto.api import Result
+from impasto.api import STATUSES, Result
 from impasto.cli import main
 from impasto.core.optimize import RunState
 from impasto.experiments import Batch, BatchOutcome, LocalExecutor, load_experiment
 from impasto.experiments import state as states
+from impasto.experiments.report import read_manifest
+from impasto.experiments.results import read_status
 from impasto.io.recipe import read_recipe
 from impasto.samples import sample_content, sample_style
 
@@ -356,6 +359,60 @@ def test_report_is_redrawn_while_a_batch_runs(tmp_path: Path, inputs: dict[str, 
                   output=tmp_path / "out", progress=False, executor=Stepping(), refresh=1e-9, plots=False)
     assert "| running |" in seen[0] and "| 1/4 |" in seen[0] and "| 2/4 |" in seen[1]
     assert "| done |" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_every_status_a_sweep_writes_is_in_the_vocabulary(tmp_path: Path, inputs: dict[str, Path]) -> None:
+    """Variants are queued, running, done, diverged or failed (their batch never came back); the sweep is running,
+    then failed; a rerun finishes it. Old words (pending, incomplete) still read."""
+    text = BASE + """
+[[variant]]
+name = "a"
+[[variant]]
+name = "bad"
+style_weight = 7
+[[variant]]
+name = "lost"
+size = 40
+"""
+    out = tmp_path / "out"
+    seen: list[dict] = []
+
+    class Losing(Fake):  # the batch holding "lost" takes a step, then its worker dies
+        def run(self, batches, *, on_step, stop):  # type: ignore[no-untyped-def]
+            seen.append(json.loads((out / "sweep.json").read_text()))
+            for b in batches:
+                if "lost" in b.names:
+                    on_step(b, SimpleNamespace(index=0, step=1, total_steps=4, scale=0, elapsed=0.1, render=None,
+                                               losses={"total": 2.0, "content": 1.0, "style": 1.0, "tv": 0.0}))
+                    raise RuntimeError("the worker was lost")
+                yield from super().run([b], on_step=on_step, stop=stop)
+
+    exp = write(tmp_path, text)
+    with pytest.raises(RuntimeError, match="worker was lost"):
+        impasto.sweep(exp, content=inputs["content"], styles=[inputs["style"]], output=out, progress=False,
+                      executor=Losing(), plots=False)
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert seen[0]["status"] == "running" and {v["status"] for v in seen[0]["variants"]} == {"queued"}
+    assert manifest["status"] == "failed"
+    assert {v["name"]: v["status"] for v in manifest["variants"]} == {"a": "done", "bad": "diverged", "lost": "failed"}
+    records = [json.loads(p.read_text())["status"] for p in (out / "runs").glob("*.json")]
+    written = [seen[0]["status"], manifest["status"], *(v["status"] for m in (seen[0], manifest)
+                                                        for v in m["variants"]), *records]
+    assert set(written) <= set(STATUSES) and set(written) == set(STATUSES) - {"cancelled"}
+
+    again = impasto.sweep(exp, content=inputs["content"], styles=[inputs["style"]], output=out, progress=False,
+                          executor=Fake(), plots=False)
+    assert again.status == "done" and again.ran == ["lost"]
+
+    # A manifest and a record written before the one vocabulary
+    old = {**manifest, "status": "incomplete", "variants": [{**v, "status": "pending"} for v in manifest["variants"]]}
+    (out / "sweep.json").write_text(json.dumps(old))
+    back = read_manifest(out / "sweep.json")
+    assert back["status"] == "failed" and {v["status"] for v in back["variants"]} == {"queued"}
+    assert (read_status("pending"), read_status("incomplete"), read_status("diverged")) == ("queued", "failed",
+                                                                                             "diverged")
+    with pytest.raises(ValueError, match="unknown status 'finished'"):
+        read_status("finished")
 
 
 def test_missing_inputs_are_a_config_error(tmp_path: Path) -> None:

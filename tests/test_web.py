@@ -12,6 +12,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -25,10 +26,12 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 import impasto
+from impasto.api import FINAL, STATUSES
 from impasto.cli import build_parser, main
 from impasto.errors import ImpastoError
 from impasto.io.recipe import read_recipe
-from impasto.web.app import Limits, create_app, label
+from impasto.web.app import Limits, create_app
+from impasto.web.forms import label
 from impasto.web.jobs import JOB_ID
 
 FAST = {"size": 32, "start_size": None, "first_steps": None, "steps": 3}
@@ -90,7 +93,7 @@ def wait_for(client: TestClient, job_id: str, ok, what: str) -> dict:
 
 
 def ended(job: dict) -> bool:
-    return job["status"] in ("done", "failed", "cancelled")
+    return job["status"] in FINAL
 
 
 def read_events(client: TestClient, job_id: str) -> list[tuple[str, dict]]:
@@ -216,6 +219,95 @@ def test_a_failed_job_says_why_and_the_server_keeps_serving(client, pngs):
     assert third["status"] == "done"
     assert client.get("/api/health").json()["status"] == "ok"
     assert client.get(f"/api/jobs/{first['id']}/image").status_code == 404
+
+
+class Outcome:
+    """What the engine hands back, as far as the queue reads it: a status, a message, losses, an image to save."""
+
+    def __init__(self, status: str, message: str = "") -> None:
+        self.status, self.message, self.losses = status, message, {"total": 1.0}
+
+    def save(self, path) -> None:
+        Image.new("RGB", (8, 8), (90, 60, 30)).save(path)
+
+
+def test_every_status_a_web_job_writes_is_in_the_vocabulary(client, pngs):
+    """queued, running, done, diverged (not failed: the last finite image is kept), cancelled and failed, each
+    written to job.json, served, and read back by a restarted server."""
+    queue = client.app.state.queue
+    outcomes = iter([Outcome("done"), Outcome("diverged", "the loss became NaN at step 2"),
+                     Outcome("cancelled", "cancelled by request"), RuntimeError("the GPU caught fire")])
+
+    def run(*args, **kwargs):
+        o = next(outcomes)
+        if isinstance(o, Exception):
+            raise o
+        return o
+
+    written: list[str] = []
+    real_save = queue._save
+    queue._save = lambda job: (written.append(job.status), real_save(job))  # type: ignore[method-assign]
+    queue._run_fn = run
+    queue.pause()
+    jobs = [submit(client, pngs, {**FAST, "steps": 1}).json() for _ in range(5)]
+    assert client.delete(f"/api/jobs/{jobs[4]['id']}").json()["status"] == "cancelled"
+    queue.resume()
+    got = [wait_for(client, j["id"], ended, "ended") for j in jobs]
+    assert [j["status"] for j in got] == ["done", "diverged", "cancelled", "failed", "cancelled"]
+    assert got[1]["message"] == "the loss became NaN at step 2" and got[1]["has_result"]
+    assert client.get(f"/api/jobs/{jobs[1]['id']}/image").status_code == 200  # a diverged job keeps its image
+    assert [n for n, _ in read_events(client, jobs[1]["id"])] == ["state", "end"]  # diverged is final
+    assert set(written) == set(STATUSES)  # every word is used, and no other
+    on_disk = {json.loads(p.read_text())["status"] for p in queue.root.glob("*/job.json")}
+    assert on_disk == {"done", "diverged", "cancelled", "failed"}
+
+    settings = client.get("/api/settings").json()["statuses"]
+    assert settings == {"all": list(STATUSES), "final": [s for s in STATUSES if s in FINAL]}
+    page_js = (Path(impasto.__file__).parent / "web" / "static" / "app.js").read_text(encoding="utf-8")
+    assert f"const FINAL = {json.dumps(settings['final'])};" in page_js  # the page knows when a job has ended
+
+    # A restart reads them back; a job.json with a word outside the vocabulary is skipped, not guessed at.
+    odd = queue.root / jobs[0]["id"] / "job.json"
+    odd.write_text(json.dumps({**json.loads(odd.read_text()), "status": "finished"}))
+    with make_client(queue.root, start_worker=False) as again:
+        back = {j["id"]: j["status"] for j in again.get("/api/jobs").json()["jobs"]}
+    assert back == {j["id"]: j["status"] for j in got[1:]}
+
+
+def chroma_gap(im: Image.Image, content: Image.Image) -> float:
+    """Mean |ΔCb| + |ΔCr| (0-255) between an image and the content resized to it."""
+    ref = content.convert("RGB").resize(im.size, Image.Resampling.LANCZOS)
+    a, b = (np.asarray(x.convert("YCbCr"), dtype=np.float64)[..., 1:] for x in (im.convert("RGB"), ref))
+    return float(np.abs(a - b).mean() * 2)
+
+
+def test_luminance_only_jobs_render_their_coarse_scales(client, pngs, content_img):
+    """preserve_color = "luminance" with a coarse-to-fine schedule: the first preview is rendered at the coarsest
+    scale, where the content's chroma must be resized to the image (it crashed with "Sizes of tensors must match").
+    Every preview and the result carry the content's chroma; the result is the full size."""
+    paced(client.app.state.queue, 0.2)
+    cfg = {"size": 64, "start_size": 32, "first_steps": 2, "steps": 2, "preserve_color": "luminance"}
+    job = submit(client, pngs, cfg).json()
+    previews: dict[int, Image.Image] = {}
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < TIMEOUT:
+        now = client.get(f"/api/jobs/{job['id']}").json()
+        if ended(now):
+            break
+        resp = client.get(f"/api/jobs/{job['id']}/image")
+        if resp.status_code == 200 and resp.headers["cache-control"] == "no-store":  # a preview, not the result
+            im = Image.open(io.BytesIO(resp.content))
+            previews[json.loads(im.text["impasto"])["step"]] = im.convert("RGB")
+        time.sleep(0.05)
+    assert now["status"] == "done", now["message"]
+    assert now["step"] == now["total_steps"] == 6  # three scales (32, 45, 64 px) of two steps
+    assert previews and min(max(im.size) for im in previews.values()) < 64, sorted(previews)
+    result = Image.open(io.BytesIO(client.get(f"/api/jobs/{job['id']}/image").content)).convert("RGB")
+    assert result.size == (64, 48)
+    for im in [*previews.values(), result]:
+        assert chroma_gap(im, content_img) < 4, im.size
+    # and the measure can tell colours apart: the style's are far from the content's
+    assert chroma_gap(Image.open(io.BytesIO(pngs["style"])).resize((64, 48)), content_img) > 8
 
 
 def bad_requests(pngs) -> list:

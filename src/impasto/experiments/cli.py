@@ -81,13 +81,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     report = result.files.get("report_html")
     skipped = sum(v.skipped for v in result.variants)
     for v in result.variants:
-        if v.status == "diverged":
-            print(f"impasto: note: {v.name}: {v.message}", file=sys.stderr)
+        if v.status in ("diverged", "failed"):
+            print(f"impasto: {'note' if v.status == 'diverged' else 'error'}: {v.name}: {v.message}", file=sys.stderr)
     if result.status == "cancelled":
         print(f"impasto: sweep interrupted ({stop.reason}); finished variants and checkpoints are in "
               f"{result.output}; run the same command again to continue", file=sys.stderr)
         return 130
-    if result.status != "done":
+    if result.status != "done":  # failed: a variant failed, or the sweep ended early (see results.sweep_status)
         unfinished = ", ".join(v.name for v in result.variants if not v.finished)
         print(f"impasto: error: the sweep ended with unfinished variants ({unfinished}); see {report}",
               file=sys.stderr)

@@ -18,9 +18,9 @@ from PIL import Image
 
 from ..api import LOSS_CONVENTIONS
 from ..config import FIELD_NAMES
-from ..io.images import atomic_write
+from ..io.files import atomic_write
 from .plots import TERMS, plot_terms, render_plot
-from .results import SweepResult, VariantResult
+from .results import SweepResult, VariantResult, read_status
 from .sheet import render_sheet, state_text
 from .spec import describe_value
 from .store import write_json
@@ -126,6 +126,16 @@ def manifest(result: SweepResult) -> dict[str, Any]:
             "history": f"runs/{v.slug}.losses.csv" if v.path else None,
         } for v in result.variants],
     }
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """A sweep's ``sweep.json`` (for tools and notebooks), its statuses in today's words: a manifest from before
+    the one vocabulary says ``incomplete`` (now ``failed``) and ``pending`` (now ``queued``)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    data["status"] = read_status(data.get("status"))
+    for v in data.get("variants", []):
+        v["status"] = read_status(v.get("status"))
+    return data
 
 
 def _intro(result: SweepResult) -> str:

@@ -3,18 +3,40 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from PIL import Image
 
+from ..api import STATUSES, Status
 from ..config import StyleConfig
 from ..core.events import Step
 from ..io.images import LoadedImage
 from .spec import Experiment
 
 FINISHED = ("done", "diverged")  # a rerun skips these (a diverged run would diverge again)
+# Words that sweeps wrote before runs, web jobs and sweeps shared one vocabulary (impasto.api.STATUSES).
+OLD_STATUS: dict[str, Status] = {"pending": "queued", "incomplete": "failed"}
+
+
+def read_status(word: Any) -> Status:
+    """A status read from a sweep's files, old words mapped onto the vocabulary (pending → queued, incomplete →
+    failed); ValueError for a word outside it."""
+    word = OLD_STATUS.get(word, word)
+    if word not in STATUSES:
+        raise ValueError(f"unknown status {word!r}")
+    return cast(Status, word)
+
+
+def sweep_status(variants: Iterable[VariantResult], *, stopped: bool) -> Status:
+    """How a sweep ended: ``done`` when every variant finished (done or diverged), else ``cancelled`` when it was
+    stopped (Ctrl-C, a stop token), else ``failed`` (a variant failed, an error ended the sweep, or its executor
+    returned with variants left). While it runs it is ``running``."""
+    if all(v.finished for v in variants):
+        return "done"
+    return "cancelled" if stopped else "failed"
 
 
 @dataclass(frozen=True)
@@ -36,7 +58,7 @@ class VariantResult:
     key: str  # hash of the full config and the input images: a rerun skips a finished variant with this key
     slug: str  # its files' name under runs/
     note: str = ""
-    status: str = "pending"  # pending | running | done | cancelled | diverged
+    status: Status = "queued"  # queued | running | done | cancelled | diverged | failed (impasto.api.STATUSES)
     steps_done: int = 0
     total_steps: int = 0
     elapsed: float = 0.0  # seconds of optimisation, over every session that worked on it
@@ -76,7 +98,7 @@ class SweepResult:
     content: LoadedImage = field(repr=False)
     styles: list[LoadedImage] = field(repr=False)
     overrides: dict[str, Any] = field(default_factory=dict)  # settings applied to every variant (--size, --steps)
-    status: str = "running"  # running | done | cancelled
+    status: Status = "running"  # then done | cancelled | failed: see ``sweep_status``
     elapsed: float = 0.0
     files: dict[str, Path] = field(default_factory=dict)
 
@@ -89,7 +111,7 @@ class SweepResult:
     @property
     def ran(self) -> list[str]:
         """The variants this call optimised (the others were finished before it)."""
-        return [v.name for v in self.variants if not v.skipped and v.status != "pending"]
+        return [v.name for v in self.variants if not v.skipped and v.status != "queued"]
 
     def _repr_png_(self) -> bytes | None:
         sheet = self.files.get("sheet")

@@ -24,7 +24,7 @@ from . import state as states
 from .executors import Batch, BatchOutcome, Executor, LocalExecutor
 from .plots import require_matplotlib
 from .report import publish
-from .results import SweepResult, SweepStep, VariantResult
+from .results import SweepResult, SweepStep, VariantResult, sweep_status
 from .spec import Experiment, differences, load_experiment, slug
 from .store import RunFolder, run_key
 
@@ -84,16 +84,17 @@ def sweep(
     result = SweepResult(exp, folder.root, records, c_img, s_imgs, overrides=applied)
     run = _Run(result, folder, executor or LocalExecutor(), saved_states, stop or StopToken(), callback, progress,
                refresh, plots, max_batch)
+    error: BaseException | None = None
     try:
         run.loop()
+    except BaseException as e:
+        error = e
+        raise
     finally:
         result.elapsed = time.perf_counter() - t0
-        if all(v.finished for v in records):
-            result.status = "done"
-        elif run.stop.stopped:
-            result.status = "cancelled"
-        else:
-            result.status = "incomplete"
+        stopped = run.stop.stopped or isinstance(error, KeyboardInterrupt)
+        run.cut_off(error, stopped)
+        result.status = sweep_status(records, stopped=stopped)
         run.close()
         publish(result, plots=plots)
     return result
@@ -239,6 +240,15 @@ class _Run:
             self.folder.save_result(v, r, self.sweep_info)
             if v.finished:
                 self.folder.checkpoint(v.slug).unlink(missing_ok=True)
+
+    def cut_off(self, error: BaseException | None, stopped: bool) -> None:
+        """Variants still ``running`` when the sweep ends: their batch never came back (an error, an interrupt, an
+        executor that lost it), so nothing of this session's steps was filed."""
+        why = f"the sweep ended with {type(error).__name__} during its batch" if error else "its batch never ended"
+        for v in self.result.variants:
+            if v.status == "running":
+                v.status = "cancelled" if stopped else "failed"
+                v.message = v.message or why
 
     def close(self) -> None:
         self.bars.close()

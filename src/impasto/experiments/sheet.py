@@ -60,8 +60,8 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int) -> list[
 def state_text(rec: VariantResult) -> str:
     if rec.status == "done":
         return f"{rec.elapsed:.1f} s" + (f" · batch of {rec.batch_size}" if rec.batch_size > 1 else "")
-    if rec.status == "pending":
-        return "pending"
+    if rec.status == "queued":
+        return "queued"
     if rec.status == "running":
         return f"running: step {rec.steps_done}/{rec.total_steps}"
     if rec.status == "cancelled":
@@ -104,7 +104,7 @@ def render_sheet(result: SweepResult, *, columns: int | None = None) -> Image.Im
             rows += [(s, text_f, GREY) for s in _wrap(scratch, v.note, text_f, cell)[:3]]
         if loss_text(v):
             rows += [(s, text_f, INK) for s in _wrap(scratch, loss_text(v), text_f, cell)]
-        colour = ACCENT if v.status in ("diverged", "cancelled") else GREY
+        colour = ACCENT if v.status in ("diverged", "cancelled", "failed") else GREY
         rows += [(s, text_f, colour) for s in _wrap(scratch, state_text(v), text_f, cell)]
         labels.append(rows)
     label_h = name_h + line_h * max((len(rows) for rows in labels), default=0) + 6

@@ -29,8 +29,8 @@ from ..config import StyleConfig
 from ..core.optimize import RunState
 from ..errors import OutputError
 from ..io.checkpoint import save_checkpoint
-from ..io.images import atomic_write
-from .results import VariantResult
+from ..io.files import atomic_write
+from .results import VariantResult, read_status
 
 FORMAT = 1
 
@@ -74,9 +74,12 @@ class RunFolder:
     def read_record(self, slug: str) -> dict[str, Any] | None:
         try:
             data = json.loads(self.record(slug).read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
+                return None
+            data["status"] = read_status(data.get("status"))  # older sweeps' words → today's
         except (OSError, ValueError):
             return None
-        return data if isinstance(data, dict) and data.get("format") == FORMAT else None
+        return data
 
     def restore(self, rec: VariantResult, saved: dict[str, Any]) -> bool:
         """Fill ``rec`` from a finished variant's files; False when they are missing or unreadable."""

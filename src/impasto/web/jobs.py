@@ -27,26 +27,35 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from PIL import Image, PngImagePlugin
 
 from .. import __version__
-from ..api import stylize
+from ..api import FINAL, STATUSES, Status, stylize
 from ..config import StyleConfig, from_dict
 from ..core.events import Step, StopToken
 from ..errors import ImpastoError, OutputError
-from ..io.images import RECIPE_KEY, LoadedImage, atomic_write, load_image, save_image
+from ..io.files import atomic_write
+from ..io.images import LoadedImage, load_image
+from ..io.recipe import RECIPE_KEY, save_image
 
 log = logging.getLogger("impasto.web")
 
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")  # secrets.token_urlsafe(16): 128 random bits
-FINAL = ("done", "failed", "cancelled")
 PREVIEW_MAX_SIDE = 1024
 
 
 def new_id() -> str:
     return secrets.token_urlsafe(16)
+
+
+def read_status(word: Any) -> Status:
+    """A status as a job.json holds it. Every word older versions wrote (queued, running, done, failed, cancelled)
+    is still in the vocabulary; a word outside it makes the file unreadable (the job is skipped, with a warning)."""
+    if word not in STATUSES:
+        raise ValueError(f"unknown status {word!r}")
+    return cast(Status, word)
 
 
 @dataclass
@@ -57,7 +66,7 @@ class Job:
     folder: Path
     config: StyleConfig
     inputs: dict[str, Any]  # {"content": label, "styles": [labels]}: display names only, never paths
-    status: str = "queued"  # queued | running | done | failed | cancelled
+    status: Status = "queued"  # see impasto.api.STATUSES: diverged and failed say why in ``message``
     message: str = ""
     created: float = field(default_factory=time.time)
     started: float | None = None
@@ -259,7 +268,8 @@ class JobQueue:
                     self._changed()
 
     def _run(self, job: Job) -> None:
-        status, message = "failed", ""
+        status: Status = "failed"
+        message = ""
         try:
             content = LoadedImage(load_image(job.input_path(0)).image, job.inputs["content"])
             styles = [LoadedImage(load_image(job.input_path(i + 1)).image, name)
@@ -267,7 +277,7 @@ class JobQueue:
             result = self._run_fn(content, styles, job.config.replace(device=self.device),
                                   callback=lambda step: self._on_step(job, step), stop=job.stop, progress=False)
             result.save(job.result_path)
-            status = {"done": "done", "cancelled": "cancelled"}.get(result.status, "failed")
+            status = result.status if result.status in FINAL else "failed"  # done, cancelled or diverged
             message = result.message if result.status != "done" else ""
             with self._lock:
                 job.has_result = True
@@ -323,7 +333,7 @@ class JobQueue:
                 continue
             try:
                 d = json.loads((folder / "job.json").read_text(encoding="utf-8"))
-                job = Job(folder.name, folder, from_dict(d["config"]), d["inputs"], status=d["status"],
+                job = Job(folder.name, folder, from_dict(d["config"]), d["inputs"], status=read_status(d["status"]),
                           message=d.get("message", ""), created=d["created"], started=d.get("started"),
                           finished=d.get("finished"), step=d.get("step", 0), total_steps=d.get("total_steps"),
                           losses=d.get("losses", {}), history=d.get("history", []),

@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const FINAL = ["done", "failed", "cancelled"];
+const FINAL = ["done", "cancelled", "diverged", "failed"];  // as GET /api/settings gives them (statuses.final)
 // Fields the form owns; "reuse settings" puts any other non-default setting into the JSON box.
 const FORM_FIELDS = ["preset", "size", "start_size", "first_steps", "steps", "style_weight", "preserve_color",
   "style_blend"];

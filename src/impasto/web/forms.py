@@ -1,0 +1,121 @@
+"""A job's form (multipart: the images and a ``config`` JSON field) → decoded images and a StyleConfig.
+
+Uploads are checked by decoding them (never by name or content type); a file's name is only a display label; the
+settings are validated like everywhere else (``config.from_dict``) and then by the server's own rules (``Limits``,
+no paths from a request).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from ..config import StyleConfig, from_dict
+from ..errors import ConfigError, ImageError
+from ..io.images import LoadedImage, load_image
+from . import MissingExtra
+from .middleware import TooLarge
+
+try:
+    from fastapi import HTTPException, UploadFile
+except ModuleNotFoundError as e:  # the optional extra
+    raise MissingExtra(f"impasto serve needs {e.name}: pip install 'impasto[web]'") from None
+
+# Settings that belong to the server, not to a request: where it runs, how big an input may be, files on disk.
+SERVER_FIELDS = {"device": "impasto serve --device", "max_pixels": "impasto serve --max-pixels",
+                 "save_every": "previews come through /events"}
+CONFIG_EXAMPLE = '{"size": 256, "style_weight": 30}'
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for (``impasto serve --max-upload-mb/--max-pixels/--max-size``)."""
+
+    max_upload_bytes: int = 32 * 2**20  # the whole multipart request
+    max_pixels: int = 25_000_000  # per input image, checked from its header before decoding
+    max_size: int = 2048  # long side of the result
+    max_styles: int = 3
+
+
+# (bytes, display label, form field) of one uploaded file, read but not decoded yet
+Upload = tuple[bytes, str, str]
+
+
+def label(filename: str | None, fallback: str) -> str:
+    """An uploaded file's name as a display label only: no folders, printable, short."""
+    name = re.split(r"[/\\]", filename or "")[-1]
+    name = "".join(c for c in name if c.isprintable()).strip()[:80]
+    return name or fallback
+
+
+def parse_config(text: str, blend: str | None, n_styles: int, device: str, limits: Limits) -> StyleConfig:
+    """The ``config`` form field (JSON) → a StyleConfig validated like everywhere else, plus the server's rules."""
+    try:
+        data = json.loads(text or "{}")
+    except json.JSONDecodeError as e:
+        raise HTTPException(400, f"config is not valid JSON ({e.msg} at character {e.pos}); "
+                                 f"send an object such as {CONFIG_EXAMPLE}") from None
+    if not isinstance(data, dict):
+        raise HTTPException(400, f"config must be a JSON object such as {CONFIG_EXAMPLE}")
+    for key, where in SERVER_FIELDS.items():
+        if key in data:
+            raise HTTPException(422, f"{key} is set by the server ({where}); leave it out of config")
+    if blend is not None:
+        if "style_blend" in data:
+            raise HTTPException(422, "style_blend is given twice (form field and config); give it once")
+        data["style_blend"] = blend
+    try:
+        cfg = from_dict(data)
+    except ConfigError as e:
+        raise HTTPException(422, str(e)) from None
+    check_server_rules(cfg, n_styles, limits)
+    return cfg.replace(device=device)
+
+
+def check_server_rules(cfg: StyleConfig, n_styles: int, limits: Limits) -> None:
+    """What a valid config may still not ask of this server: paths, a result over ``max_size``, a blend that does
+    not match the uploads."""
+    if cfg.init not in ("content", "noise"):
+        raise HTTPException(422, f"init = {cfg.init!r} is invalid here: use content or noise "
+                                 "(the server reads no paths from requests)")
+    if cfg.weights not in ("bundled", "torchvision"):
+        raise HTTPException(422, f"weights = {cfg.weights!r} is invalid here: use bundled or torchvision "
+                                 "(the server reads no paths from requests)")
+    long_side = max(cfg.shape) if cfg.shape else cfg.size
+    if long_side > limits.max_size:
+        raise HTTPException(422, f"size = {long_side} is over this server's limit of {limits.max_size} px "
+                                 "(impasto serve --max-size)")
+    if cfg.style_blend is not None and len(cfg.style_blend) != n_styles:
+        raise HTTPException(422, f"style_blend has {len(cfg.style_blend)} weights for {n_styles} style image(s); "
+                                 "give one weight per style image")
+
+
+async def read_uploads(content: UploadFile, styles: list[UploadFile], limits: Limits) -> list[Upload]:
+    """Read the content and style files (each at most the request's cap; the body limit has counted them too)."""
+    files = [("content", content, "content")] + [(f"style {i + 1}", f, f"style-{i + 1}")
+                                                  for i, f in enumerate(styles)]
+    raw = []
+    for field, f, fallback in files:
+        data = await f.read(limits.max_upload_bytes + 1)
+        await f.close()
+        if len(data) > limits.max_upload_bytes:
+            raise TooLarge(limits.max_upload_bytes)
+        raw.append((data, label(f.filename, fallback), field))
+    return raw
+
+
+def decode(data: bytes, name: str, field: str, limits: Limits) -> LoadedImage:
+    """Bytes → RGB image, or a 400 that names the form field and the problem. The type is what decodes."""
+    if not data:
+        raise HTTPException(400, f"{field}: the file {name!r} is empty")
+    try:
+        return load_image(data, max_pixels=limits.max_pixels, name=name)
+    except ImageError as e:
+        raise HTTPException(400, f"{field}: {e}") from None
+
+
+def decode_all(uploads: list[Upload], limits: Limits) -> tuple[LoadedImage, list[LoadedImage]]:
+    """The content image and the style images (CPU work: call it off the event loop)."""
+    images = [decode(data, name, field, limits) for data, name, field in uploads]
+    return images[0], images[1:]

@@ -1,0 +1,229 @@
+"""The endpoints: the page, a JSON API over the job queue, and Server-Sent Events for progress.
+
+Each endpoint finds the app's ``JobQueue`` and ``Limits`` through a dependency (``app.state``), so the routes are
+plain functions on one router. No value from a request becomes a path: job ids are looked up in the queue and files
+are named by the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any, get_args
+
+from PIL import Image
+
+from .. import __version__
+from ..api import FINAL, STATUSES
+from ..config import PRESETS, PreserveColor, StyleConfig, field_docs
+from . import MissingExtra
+from .forms import SERVER_FIELDS, Limits, decode_all, parse_config, read_uploads
+from .jobs import Job, JobQueue
+
+try:
+    from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+    from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+    from starlette.concurrency import run_in_threadpool
+except ModuleNotFoundError as e:  # the optional extra
+    raise MissingExtra(f"impasto serve needs {e.name}: pip install 'impasto[web]'") from None
+
+STATIC = Path(__file__).parent / "static"
+POLL_S = 0.1  # how often an event stream looks for news (cheap: it compares one counter)
+KEEPALIVE_S = 15.0
+PAGE_HEADERS = {  # the page needs nothing from elsewhere; say so to the browser
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
+                               "script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+router = APIRouter()
+
+
+# async: a dependency that only reads app.state needs no trip to the thread pool
+async def _queue(request: Request) -> JobQueue:
+    queue: JobQueue = request.app.state.queue
+    return queue
+
+
+async def _limits(request: Request) -> Limits:
+    limits: Limits = request.app.state.limits
+    return limits
+
+
+Queue = Annotated[JobQueue, Depends(_queue)]
+RequestLimits = Annotated[Limits, Depends(_limits)]
+
+
+def find(queue: JobQueue, job_id: str) -> Job:
+    job = queue.get(job_id)
+    if job is None:
+        raise HTTPException(404, "no such job (ids come from POST /api/jobs)")
+    return job
+
+
+def urls(job_id: str, n_inputs: int = 0) -> dict[str, Any]:
+    base = f"/api/jobs/{job_id}"
+    return {"self": base, "events": f"{base}/events", "image": f"{base}/image",
+            "download": f"{base}/image?download=true", "inputs": [f"{base}/inputs/{i}" for i in range(n_inputs)]}
+
+
+def describe(queue: JobQueue, job: Job, history: bool = False) -> dict[str, Any]:
+    d = queue.describe(job, history=history)
+    d["urls"] = urls(job.id, 1 + len(job.inputs["styles"]))
+    return d
+
+
+# -- the page and the server ------------------------------------------------------------------------------------------
+@router.get("/", include_in_schema=False)
+def page() -> FileResponse:
+    return FileResponse(STATIC / "index.html", headers={**PAGE_HEADERS, "Cache-Control": "no-cache"})
+
+
+@router.get("/api/health", summary="Is the server up; what is it running")
+def health(queue: Queue) -> dict[str, Any]:
+    jobs = queue.jobs(limit=10_000)
+    return {"status": "ok", "impasto": __version__, "device": queue.device,
+            "queued": sum(j.status == "queued" for j in jobs),
+            "running": next((j.id for j in jobs if j.status == "running"), None)}
+
+
+@router.get("/api/settings", summary="Defaults, presets, choices, help texts and this server's limits")
+def settings(limits: RequestLimits) -> dict[str, Any]:
+    return {"defaults": StyleConfig().to_dict(), "presets": PRESETS,
+            "choices": {"preserve_color": get_args(PreserveColor)},
+            "statuses": {"all": list(STATUSES), "final": [s for s in STATUSES if s in FINAL]},
+            "help": field_docs(), "limits": asdict(limits), "server_fields": sorted(SERVER_FIELDS)}
+
+
+# -- jobs -------------------------------------------------------------------------------------------------------------
+@router.post("/api/jobs", status_code=201, summary="Queue a job: content image, style images, settings")
+async def submit(
+    queue: Queue,
+    limits: RequestLimits,
+    content: Annotated[UploadFile, File(description="The content image (decoded to check it; any name)")],
+    style: Annotated[list[UploadFile], File(description="One or more style images: repeat the field")],
+    config: Annotated[str, Form(description='Settings as a JSON object with StyleConfig\'s field names, e.g. '
+                                            '{"preset": "preview", "size": 256, "style_weight": 30}')] = "{}",
+    style_blend: Annotated[str | None, Form(description="Weights of the style images, e.g. 0.3,0.7")] = None,
+) -> JSONResponse:
+    """Returns the job's id (random, unguessable), its queue position and its URLs (201)."""
+    if len(style) > limits.max_styles:
+        raise HTTPException(422, f"{len(style)} style images: give at most {limits.max_styles}")
+    cfg = parse_config(config, style_blend, len(style), queue.device, limits)
+    uploads = await read_uploads(content, style, limits)
+
+    def load_and_queue() -> Job:  # decoding and PNG encoding take CPU time: off the event loop
+        content_image, style_images = decode_all(uploads, limits)
+        return queue.submit(content_image, style_images, cfg)
+
+    job = await run_in_threadpool(load_and_queue)
+    return JSONResponse(describe(queue, job), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
+
+
+@router.get("/api/jobs", summary="Recent jobs, newest first (the gallery)")
+def list_jobs(queue: Queue, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    return {"jobs": [describe(queue, j) for j in queue.jobs(limit)]}
+
+
+@router.get("/api/jobs/{job_id}", summary="A job's status, step, losses, position, timings and loss history")
+def get_job(queue: Queue, job_id: str) -> dict[str, Any]:
+    return describe(queue, find(queue, job_id), history=True)
+
+
+@router.delete("/api/jobs/{job_id}", status_code=202, summary="Cancel a job (queued: at once; running: after "
+                                                               "its current step, keeping the image so far)")
+def cancel(queue: Queue, job_id: str) -> dict[str, Any]:
+    job = find(queue, job_id)
+    if not queue.cancel(job):
+        raise HTTPException(409, f"the job has already ended ({job.status}); nothing to cancel")
+    return describe(queue, job)
+
+
+@router.get("/api/jobs/{job_id}/image", summary="The final PNG (with its recipe), else the latest preview",
+            response_class=Response, responses={200: {"content": {"image/png": {}}}})
+async def image(queue: Queue, job_id: str, download: bool = False,
+                thumb: Annotated[int | None, Query(ge=16, le=1024, description="longest side")] = None,
+                ) -> Response:
+    job = find(queue, job_id)
+    found = queue.image(job)
+    if found is None:
+        raise HTTPException(404, f"the job has no image yet ({job.status})")
+    headers = {"Cache-Control": "no-cache" if isinstance(found, Path) else "no-store"}
+    if download:
+        headers["Content-Disposition"] = f'attachment; filename="impasto-{job.id[:8]}.png"'
+    if thumb is not None:
+        data = await run_in_threadpool(_thumbnail, found, thumb)
+        return Response(data, media_type="image/png", headers=headers)
+    if isinstance(found, Path):
+        return FileResponse(found, media_type="image/png", headers=headers)
+    return Response(found, media_type="image/png", headers=headers)
+
+
+@router.get("/api/jobs/{job_id}/inputs/{index}", summary="An input image: 0 is the content, 1... the styles",
+            response_class=FileResponse, responses={200: {"content": {"image/png": {}}}})
+def input_image(queue: Queue, job_id: str, index: int) -> FileResponse:
+    job = find(queue, job_id)
+    if not 0 <= index <= len(job.inputs["styles"]):
+        raise HTTPException(404, f"input {index}: the job has inputs 0 to {len(job.inputs['styles'])}")
+    return FileResponse(job.input_path(index), media_type="image/png", headers={"Cache-Control": "max-age=86400"})
+
+
+@router.get("/api/jobs/{job_id}/events", summary="Server-Sent Events: state, status, progress, preview, end",
+            response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+async def events(queue: Queue, job_id: str) -> StreamingResponse:
+    """``state`` first (the whole job, with its loss history), then ``status`` (queued position, running),
+    ``progress`` (one per step: step, total_steps, losses), ``preview`` (a URL every few steps) and ``end``
+    (status, message, final image URL); the stream closes after ``end``."""
+    job = find(queue, job_id)
+    return StreamingResponse(_stream(queue, job), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+async def _stream(queue: JobQueue, job: Job) -> AsyncIterator[str]:
+    snap = describe(queue, job, history=True)
+    sent, preview, status = len(snap["history"]), snap["preview_step"], (snap["status"], snap["position"])
+    yield _sse("state", snap)
+    if snap["status"] in FINAL:
+        yield _sse("end", snap)
+        return
+    version, beat = -1, time.monotonic()
+    while not queue.streams_ended:
+        if queue.version == version:
+            if time.monotonic() - beat > KEEPALIVE_S:
+                beat = time.monotonic()
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(POLL_S)
+            continue
+        version = queue.version
+        snap = describe(queue, job)
+        for entry in queue.history_since(job, sent):
+            sent += 1
+            yield _sse("progress", {**entry, "total_steps": snap["total_steps"]})
+        if snap["preview_step"] != preview and snap["status"] == "running":
+            preview = snap["preview_step"]
+            yield _sse("preview", {"step": preview, "url": f"{snap['urls']['image']}?step={preview}"})
+        if (snap["status"], snap["position"]) != status:
+            status = (snap["status"], snap["position"])
+            if snap["status"] in FINAL:
+                yield _sse("end", snap)
+                return
+            yield _sse("status", {"status": status[0], "position": status[1], "message": snap["message"]})
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def _thumbnail(found: bytes | Path, side: int) -> bytes:
+    with Image.open(io.BytesIO(found) if isinstance(found, bytes) else found) as opened:
+        im = opened.convert("RGB")
+    im.thumbnail((side, side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
