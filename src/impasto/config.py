@@ -15,14 +15,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, get_args
-
-from .core.vgg import resolve_layer
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
+from .coercion import coercer, invalid
 from .errors import ConfigError
 
 Optimizer = Literal["adam", "lbfgs"]
@@ -74,7 +73,8 @@ class StyleConfig:
     style_scale: float = 1.0
     """Size of the style images relative to the content's long side (0.5: half; brush strokes look larger)."""
     init: str = "content"
-    """``content``, ``noise`` (uniform) or the path of an image."""
+    """``content``, ``noise`` (uniform), ``gaussian`` (neural-style's random init: the ImageNet mean colour plus
+    Gaussian noise, σ = 0.001 on the 0-255 scale) or the path of an image."""
     seed: int = 0
     """Random seed: the same inputs, seed and device give the same pixels."""
     device: Device = "auto"
@@ -87,7 +87,7 @@ class StyleConfig:
     """How losses are normalised (see README): ``relative`` (impasto), ``classic`` (the PyTorch exercise),
     ``jcjohnson`` (neural-style)."""
     style_loss: StyleLossKind = "gram"
-    """``gram`` (Gatys) or ``wasserstein`` (means and covariances, W2 between Gaussians)."""
+    """``gram`` (Gatys) or ``wasserstein`` (means and covariances, W2 between Gaussians; needs ``loss_norm`` relative)."""
     param: Param = "rgb"
     """What the optimiser moves: pixels in [0, 1], clamped after each step (``rgb``), or ImageNet-normalised pixels,
     unclamped, as the classic exercise did (``normalized``)."""
@@ -115,8 +115,8 @@ class StyleConfig:
 
     def __post_init__(self) -> None:
         # Accept the forms people write (strings from a CLI, lists from TOML/JSON) and store one canonical form.
-        for f in fields(self):
-            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name)))
+        for name, coerce in _COERCE.items():
+            object.__setattr__(self, name, coerce(name, getattr(self, name)))
         _validate(self)
 
     # -- construction ---------------------------------------------------------------------------------------------
@@ -147,9 +147,6 @@ class StyleConfig:
         d.pop("device")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
-    def scales(self) -> int:
-        return 1 if self.start_size is None or self.start_size >= self.size else 2
-
 
 FIELD_NAMES = tuple(f.name for f in fields(StyleConfig))
 
@@ -168,15 +165,7 @@ def field_docs() -> dict[str, str]:
             if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
                 docs[node.target.id] = " ".join(nxt.value.value.split())
     return docs
-_CHOICES = {
-    "optimizer": get_args(Optimizer),
-    "pooling": get_args(Pooling),
-    "loss_norm": get_args(LossNorm),
-    "style_loss": get_args(StyleLossKind),
-    "param": get_args(Param),
-    "preserve_color": get_args(PreserveColor),
-    "precision": get_args(Precision),
-}
+
 
 PRESETS: dict[str, dict[str, Any]] = {
     # impasto's defaults, spelled out.
@@ -196,7 +185,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gatys-lbfgs": {
         "size": 512, "start_size": None, "steps": 1000, "first_steps": None, "optimizer": "lbfgs", "lr": 1.0,
         "content_weight": 5.0, "style_weight": 100.0, "tv_weight": 1e-3, "content_layers": ("relu4_2",),
-        "style_layers": DEFAULT_STYLE_LAYERS, "init": "noise", "pooling": "max", "loss_norm": "jcjohnson",
+        "style_layers": DEFAULT_STYLE_LAYERS, "init": "gaussian", "pooling": "max", "loss_norm": "jcjohnson",
         "param": "rgb", "style_loss": "gram", "ema": None, "tol": None,
     },
 }
@@ -207,166 +196,94 @@ def suggest(word: str, choices: Any) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _bad(key: str, value: Any, allowed: str) -> ConfigError:
-    return ConfigError(f"{key} = {value!r} is invalid: {allowed}")
+# Each field's coercer and each Literal field's choices, from its annotation (one source: the class above).
+_HINTS = get_type_hints(StyleConfig)
+_COERCE = {name: coercer(name, _HINTS[name]) for name in FIELD_NAMES}
+_CHOICES = {name: get_args(hint) for name, hint in _HINTS.items() if get_origin(hint) is Literal}
 
 
-def parse_style_layers(value: Any) -> tuple[tuple[str, float], ...]:
-    """"relu1_1:1,relu2_1:0.75" | ["relu1_1", ...] | {"relu1_1": 1.0} | [("relu1_1", 1.0)] → ((name, weight), ...)."""
-    items: list[tuple[Any, Any]] = []
-    if isinstance(value, str):
-        for part in filter(None, (p.strip() for p in value.split(","))):
-            name, _, w = part.partition(":")
-            items.append((name, w or 1.0))
-    elif isinstance(value, Mapping):
-        items = list(value.items())
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            if isinstance(item, (list, tuple)) and len(item) != 2:
-                raise _bad("style_layers", value, 'give (layer, weight) pairs, "relu1_1:1.0,relu2_1:0.75" or a table')
-            items.append(tuple(item) if isinstance(item, (list, tuple)) else (item, 1.0))  # type: ignore[arg-type]
-    else:
-        raise _bad("style_layers", value, 'give "relu1_1:1.0,relu2_1:0.75", a list of layer names or a table')
-    out = []
-    for name, w in items:
-        try:
-            layer = resolve_layer(name)
-        except ValueError as e:
-            raise ConfigError(f"style_layers: {e}") from None
-        out.append((layer, _float("style_layers", w)))
-    return tuple(out)
-
-
-def _float(key: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise _bad(key, value, "expected a number")
-    try:
-        return float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise _bad(key, value, "expected a number") from None
-
-
-def _int(key: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise _bad(key, value, "expected a whole number")
-    try:
-        f = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise _bad(key, value, "expected a whole number") from None
-    if not math.isfinite(f) or f != int(f):
-        raise _bad(key, value, "expected a whole number")
-    return int(f)
-
-
-def _coerce(key: str, value: Any) -> Any:
-    """Values from the CLI, TOML, JSON or Python → the field's type."""
-    if key == "checkpoint":
-        if isinstance(value, str):
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-                raise _bad(key, value, "expected true or false")
-            return value.lower() in ("true", "1", "yes", "on")
-        return bool(value)
-    if key in ("size", "steps", "seed", "save_every", "max_pixels", "tile_size"):
-        return _int(key, value)
-    if key in ("start_size", "first_steps"):
-        return None if value in (None, "none", "None", "") else _int(key, value)
-    if key in ("lr", "content_weight", "style_weight", "tv_weight", "style_scale", "scale_factor"):
-        return _float(key, value)
-    if key in ("ema", "tol"):
-        return None if value in (None, "none", "None", "", 0, "0") else _float(key, value)
-    if key == "shape":
-        if value in (None, "", "none"):
-            return None
-        parts = value.lower().replace("x", ",").split(",") if isinstance(value, str) else value
-        if not isinstance(parts, (list, tuple)) or len(parts) != 2:
-            raise _bad(key, value, "give HEIGHTxWIDTH, e.g. 300x400")
-        try:
-            return (_int(key, parts[0]), _int(key, parts[1]))
-        except ConfigError:
-            raise _bad(key, value, "give HEIGHTxWIDTH in whole pixels, e.g. 300x400") from None
-    if key == "content_layers":
-        if not isinstance(value, (str, list, tuple)):
-            raise _bad(key, value, 'give layer names: "relu4_2" or "relu3_1,relu4_2"')
-        names = value.split(",") if isinstance(value, str) else list(value)
-        try:
-            return tuple(resolve_layer(n) for n in names if str(n).strip())
-        except ValueError as e:
-            raise ConfigError(f"content_layers: {e}") from None
-    if key == "style_layers":
-        return parse_style_layers(value)
-    if key == "scale_steps":
-        if value in (None, "", "none", "None"):
-            return None
-        parts = value.split(",") if isinstance(value, str) else list(value)
-        return tuple(_int(key, p) for p in parts)
-    if key == "style_blend":
-        if value in (None, "", "none"):
-            return None
-        if not isinstance(value, (str, list, tuple)):
-            raise _bad(key, value, 'give one weight per style image: "0.3,0.7"')
-        parts = re.split(r"[,\s]+", value.strip()) if isinstance(value, str) else list(value)  # "0.2,0.8", "0.2 0.8"
-        return tuple(_float(key, p) for p in parts)
-    if key in _CHOICES or key in ("init", "device", "weights", "preset"):
-        return None if key == "preset" and value is None else str(value)
-    return value
-
-
+# -- validation: once every field is coerced; choices, then ranges, then combinations ------------------------------
 def _validate(c: StyleConfig) -> None:
     for key, choices in _CHOICES.items():
         v = getattr(c, key)
         if v not in choices:
-            raise _bad(key, v, f"choose one of {', '.join(choices)}{suggest(v, choices)}")
+            raise invalid(key, v, f"choose one of {', '.join(choices)}{suggest(v, choices)}")
+    _check_sizes(c)
+    _check_schedule(c)
+    _check_weights(c)
+    _check_layers(c)
+    _check_options(c)
+
+
+def _check_sizes(c: StyleConfig) -> None:
     for key in ("size", "steps", "max_pixels"):
         if getattr(c, key) <= 0:
-            raise _bad(key, getattr(c, key), "must be > 0")
+            raise invalid(key, getattr(c, key), "must be > 0")
     if c.size < 16 or c.size > 16384:
-        raise _bad("size", c.size, "must be between 16 and 16384 pixels")
+        raise invalid("size", c.size, "must be between 16 and 16384 pixels")
     if c.shape is not None and (len(c.shape) != 2 or min(c.shape) < 16 or max(c.shape) > 16384):
-        raise _bad("shape", c.shape, "give (height, width), each between 16 and 16384")
+        raise invalid("shape", c.shape, "give (height, width), each between 16 and 16384")
     if c.start_size is not None and c.start_size < 16:
-        raise _bad("start_size", c.start_size, "must be >= 16, or none for a single scale")
+        raise invalid("start_size", c.start_size, "must be >= 16, or none for a single scale")
+
+
+def _check_schedule(c: StyleConfig) -> None:
     if c.first_steps is not None and c.first_steps <= 0:
-        raise _bad("first_steps", c.first_steps, "must be > 0, or none for 2 x steps")
+        raise invalid("first_steps", c.first_steps, "must be > 0, or none for 2 x steps")
     if not 0 <= c.seed < 2**63:
-        raise _bad("seed", c.seed, "must be a whole number from 0 to 2**63 - 1")
+        raise invalid("seed", c.seed, "must be a whole number from 0 to 2**63 - 1")
     if c.tile_size and (c.tile_size < 64 or c.tile_size % 16):
-        raise _bad("tile_size", c.tile_size, "must be 0 (no tiles) or a multiple of 16 of at least 64, e.g. 1024")
+        raise invalid("tile_size", c.tile_size, "must be 0 (no tiles) or a multiple of 16 of at least 64, e.g. 1024")
     if c.scale_steps is not None and (not c.scale_steps or min(c.scale_steps) <= 0):
-        raise _bad("scale_steps", c.scale_steps, "give positive whole numbers, e.g. 200,100,50, or none")
+        raise invalid("scale_steps", c.scale_steps, "give positive whole numbers, e.g. 200,100,50, or none")
     if c.save_every < 0:
-        raise _bad("save_every", c.save_every, "must be >= 0 (0 = never)")
+        raise invalid("save_every", c.save_every, "must be >= 0 (0 = never)")
     if not (math.isfinite(c.scale_factor) and 1.05 <= c.scale_factor <= 4):
-        raise _bad("scale_factor", c.scale_factor, "must be between 1.05 and 4")
+        raise invalid("scale_factor", c.scale_factor, "must be between 1.05 and 4")
+
+
+def _check_weights(c: StyleConfig) -> None:
     if not (math.isfinite(c.lr) and c.lr > 0):
-        raise _bad("lr", c.lr, "must be a finite number > 0")
+        raise invalid("lr", c.lr, "must be a finite number > 0")
     for key in ("content_weight", "style_weight", "tv_weight"):
         v = getattr(c, key)
         if not (math.isfinite(v) and v >= 0):
-            raise _bad(key, v, "must be a finite number >= 0")
+            raise invalid(key, v, "must be a finite number >= 0")
     if not (math.isfinite(c.style_scale) and 0.05 <= c.style_scale <= 8):
-        raise _bad("style_scale", c.style_scale, "must be between 0.05 and 8")
+        raise invalid("style_scale", c.style_scale, "must be between 0.05 and 8")
+
+
+def _check_layers(c: StyleConfig) -> None:
     if not c.content_layers and c.content_weight > 0:
-        raise _bad("content_layers", c.content_layers, "give at least one layer (or set content_weight = 0)")
+        raise invalid("content_layers", c.content_layers, "give at least one layer (or set content_weight = 0)")
     if not c.style_layers:
-        raise _bad("style_layers", c.style_layers, "give at least one layer")
+        raise invalid("style_layers", c.style_layers, "give at least one layer")
     names = [n for n, _ in c.style_layers]
     if len(set(names)) != len(names):
-        raise _bad("style_layers", ",".join(names), "each layer at most once")
+        raise invalid("style_layers", ",".join(names), "each layer at most once")
     ws = [w for _, w in c.style_layers]
     if any(not math.isfinite(w) or w < 0 for w in ws) or sum(ws) <= 0:
-        raise _bad("style_layers", dict(c.style_layers), "layer weights must be finite, >= 0 and not all 0")
+        raise invalid("style_layers", dict(c.style_layers), "layer weights must be finite, >= 0 and not all 0")
     if c.style_blend is not None:
         b = c.style_blend
         if any(not math.isfinite(w) or w < 0 for w in b) or sum(b) <= 0:
-            raise _bad("style_blend", ",".join(map(str, b)), "weights must be finite, >= 0 and not all 0")
+            raise invalid("style_blend", ",".join(map(str, b)), "weights must be finite, >= 0 and not all 0")
+
+
+def _check_options(c: StyleConfig) -> None:
     if c.ema is not None and not (0 < c.ema < 1):
-        raise _bad("ema", c.ema, "must be between 0 and 1 (0.99 is good), or none")
+        raise invalid("ema", c.ema, "must be between 0 and 1 (0.99 is good), or none")
     if c.tol is not None and not (0 < c.tol < 1):
-        raise _bad("tol", c.tol, "must be between 0 and 1 (1e-3 is good), or none")
+        raise invalid("tol", c.tol, "must be between 0 and 1 (1e-3 is good), or none")
     if not c.init:
-        raise _bad("init", c.init, "use content, noise or the path of an image")
+        raise invalid("init", c.init, "use content, noise, gaussian or the path of an image")
     if c.preset is not None and c.preset not in PRESETS:
-        raise _bad("preset", c.preset, f"choose one of {', '.join(PRESETS)}{suggest(c.preset, PRESETS)}")
+        raise invalid("preset", c.preset, f"choose one of {', '.join(PRESETS)}{suggest(c.preset, PRESETS)}")
+    if c.style_loss == "wasserstein" and c.loss_norm != "relative":
+        # W2 is always normalised like the relative Gram loss, while the recipe records loss_norm as the convention.
+        raise ConfigError(f"style_loss = 'wasserstein' is invalid with loss_norm = {c.loss_norm!r}: W2 is always "
+                          "normalised like the relative Gram loss; set loss_norm = 'relative' or style_loss = 'gram'",
+                          key="style_loss")
 
 
 def from_dict(data: Mapping[str, Any], *, base: StyleConfig | None = None) -> StyleConfig:
@@ -375,18 +292,16 @@ def from_dict(data: Mapping[str, Any], *, base: StyleConfig | None = None) -> St
     unknown = [k for k in data if k not in FIELD_NAMES]
     if unknown:
         k = unknown[0]
-        raise ConfigError(f"unknown setting {k!r}{suggest(k, FIELD_NAMES)}; settings are: {', '.join(FIELD_NAMES)}")
+        raise ConfigError(f"unknown setting {k!r}{suggest(k, FIELD_NAMES)}; settings are: {', '.join(FIELD_NAMES)}",
+                          key=k)
     values: dict[str, Any] = base.to_dict() if base is not None else {}
     preset = data.get("preset")
     if preset is not None:
         if not isinstance(preset, str) or preset not in PRESETS:
-            raise _bad("preset", preset, f"choose one of {', '.join(PRESETS)}{suggest(preset, PRESETS)}")
+            raise invalid("preset", preset, f"choose one of {', '.join(PRESETS)}{suggest(preset, PRESETS)}")
         values.update(PRESETS[preset])
     values.update(data)
-    try:
-        return StyleConfig(**values)
-    except TypeError as e:  # a wrong type that coercion let through
-        raise ConfigError(f"invalid config: {e}") from None
+    return StyleConfig(**values)  # every field's coercer takes any plain value: a TypeError here is a bug
 
 
 def preset(name: str, **overrides: Any) -> StyleConfig:
@@ -417,8 +332,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        m = re.search(r"at line (\d+)", str(e))
-        line = int(m.group(1)) if m else max(1, len(text.splitlines()))  # "at end of document": the last line
+        line = getattr(e, "lineno", None)  # Python 3.14's tomllib and tomli 2.1 have it; older ones say it in words
+        if line is None:
+            m = re.search(r"at line (\d+)", str(e))
+            line = int(m.group(1)) if m else max(1, len(text.splitlines()))  # "at end of document": the last line
         raise ConfigError(f"{path}:{line}: TOML syntax error: {e}") from None
     data["__text__"] = text
     return data
@@ -431,11 +348,7 @@ def from_toml(path: str | Path, *, base: StyleConfig | None = None) -> StyleConf
     try:
         return from_dict(data, base=base)
     except ConfigError as e:
-        for k in data:
-            if k in str(e).split(" ", 3)[:3] or str(e).startswith((f"{k} ", f"{k}:")) or f"{k!r}" in str(e):
-                line = key_line(text, k)
-                if line:
-                    raise ConfigError(f"{path}:{line}: {e}") from None
-        raise ConfigError(f"{path}: {e}") from None
+        line = key_line(text, e.key) if e.key in data else None
+        raise ConfigError(f"{path}:{line}: {e}" if line else f"{path}: {e}", key=e.key) from None
 
 

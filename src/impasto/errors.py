@@ -14,9 +14,17 @@ class ImpastoError(Exception):
 
 
 class ConfigError(ImpastoError, ValueError):
-    """A setting is invalid: the message names the key, the value and what is allowed."""
+    """A setting is invalid: the message names the key, the value and what is allowed.
+
+    ``key`` is the setting the error is about (``"style_weight"``), for front ends that point at it (a TOML line, a
+    form field); None when no one setting is (a TOML syntax error, a missing file).
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key  # pickled with the error (BaseException.__reduce__ keeps __dict__)
 
 
 class ImageError(ImpastoError, ValueError):

@@ -31,7 +31,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..config import FIELD_NAMES, StyleConfig, from_dict, key_line, load_toml, suggest
 from ..errors import ConfigError
@@ -74,7 +74,7 @@ class Experiment:
             return self
         unknown = [k for k in changes if k not in FIELD_NAMES]
         if unknown:
-            raise ConfigError(f"unknown setting {unknown[0]!r}{suggest(unknown[0], FIELD_NAMES)}")
+            raise ConfigError(f"unknown setting {unknown[0]!r}{suggest(unknown[0], FIELD_NAMES)}", key=unknown[0])
         base = self.base.replace(**changes)
         variants = tuple(Variant(v.name, v.overrides, v.config.replace(**changes), v.note, v.line)
                          for v in self.variants)
@@ -102,94 +102,23 @@ def parse_experiment(data: Mapping[str, Any], *, text: str = "", path: Path | No
     ``text`` (the file's source) lets errors name their line.
     """
     where = _Locator(text, str(path) if path is not None else "<experiment>")
-    for table, value in data.items():
-        if table in TABLES:
-            continue
-        if isinstance(value, Mapping):
-            raise where.error(None, table, f"unknown table [{table}]{suggest(table, TABLES)}; an experiment has "
-                              "[experiment], [base], [[variant]] and [grid]")
-        hint = "[base]" if table in FIELD_NAMES else "[experiment]" if table in EXPERIMENT_KEYS else "a table"
-        raise where.error(None, table, f"{table} is outside any table; put it under {hint} (an experiment has "
-                          "[experiment], [base], [[variant]] and [grid])")
+    _check_tables(data, where)
     meta = _table(data, "experiment", where)
-    for k in meta:
-        if k not in EXPERIMENT_KEYS:
-            raise where.error(("experiment", 0), k, f"unknown key {k!r} in [experiment]{suggest(k, EXPERIMENT_KEYS)}; "
-                              f"allowed: {', '.join(EXPERIMENT_KEYS)}")
-    folder = path.parent if path is not None else Path(".")
-    content = _resolve(meta.get("content"), folder, where, "content")
-    styles_raw = meta.get("styles", [])
-    if isinstance(styles_raw, str):
-        styles_raw = [styles_raw]
-    if not isinstance(styles_raw, list):
-        raise where.error(("experiment", 0), "styles", "styles must be a list of image paths")
-    styles = tuple(_resolve(s, folder, where, "styles") or "" for s in styles_raw)
-
+    content, styles = _inputs(meta, path.parent if path is not None else Path("."), where)
     base_values = _table(data, "base", where)
     _check_keys(base_values, ("base", 0), where, allowed=FIELD_NAMES)
     base = _build({}, base_values, ("base", 0), where, "[base]")
-
-    raw_variants = data.get("variant", [])
-    if isinstance(raw_variants, Mapping):
-        raise where.error(None, "variant", "write variants as [[variant]] (double brackets), one table per variant")
-    if not isinstance(raw_variants, list) or not all(isinstance(v, Mapping) for v in raw_variants):
-        raise where.error(None, "variant", "variant must be an array of tables: [[variant]] then its keys")
-    named: list[tuple[str, dict[str, Any], str, int | None]] = []
-    seen: dict[str, int] = {}
-    for i, raw in enumerate(raw_variants):
-        loc = ("variant", i)
-        _check_keys(raw, loc, where, allowed=FIELD_NAMES + VARIANT_META)
-        name = raw.get("name", f"variant{i + 1}")
-        if not isinstance(name, str) or not name.strip():
-            raise where.error(loc, "name", f"name = {name!r} is invalid: give a non-empty string")
-        name = name.strip()
-        if name in seen:
-            raise where.error(loc, "name", f"name = {name!r} is used twice (variants {seen[name] + 1} and {i + 1}); "
-                              "give each variant its own name")
-        seen[name] = i
-        note = raw.get("note", "")
-        if not isinstance(note, str):
-            raise where.error(loc, "note", "note must be a string")
-        overrides = {k: v for k, v in raw.items() if k not in VARIANT_META}
-        _build(base_values, overrides, loc, where, f"variant {name!r}")  # alone first: errors name it, not a point
-        named.append((name, overrides, note, where.header_line(loc)))
-
-    grid = _table(data, "grid", where)
-    _check_keys(grid, ("grid", 0), where, allowed=FIELD_NAMES)
-    axes: list[tuple[str, list[Any]]] = []
-    for k, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise where.error(("grid", 0), k, f"grid axis {k} = {values!r} must be a non-empty list of values, "
-                              f"e.g. {k} = [{_example(k)}]")
-        for v in values:  # each value on its own first, so the message names the axis, not a combination
-            _build(base_values, {k: v}, ("grid", 0), where, f"[grid] {k} = {describe_value(k, v)}")
-        axes.append((k, values))
-    for name, overrides, _, _ in named:
-        both = [k for k in overrides if k in grid]
+    named = _named_variants(data, base_values, where)
+    axes = _grid_axes(data, base_values, where)
+    swept = {k for k, _ in axes}
+    for v in named:
+        both = [k for k in v.overrides if k in swept]
         if both:
-            raise where.error(("variant", seen[name]), both[0], f"variant {name!r} sets {both[0]}, which [grid] also "
+            raise where.error(("variant", v.index), both[0], f"variant {v.name!r} sets {both[0]}, which [grid] also "
                               "sweeps; set it in one place only")
-
-    variants: list[Variant] = []
-    points = list(itertools.product(*[[(k, v) for v in vs] for k, vs in axes])) if axes else [()]
-    for name, overrides, note, line in named or [("base", {}, "", where.header_line(("base", 0)))]:
-        loc = ("variant", seen[name]) if named else ("base", 0)
-        for point in points:
-            changes = {**overrides, **dict(point)}
-            label = ",".join(f"{k}={describe_value(k, v)}" for k, v in point)
-            full = name if not label else (f"{name}[{label}]" if named else label)
-            what = f"variant {full!r}" if named or label else "[base]"
-            cfg = _build(base_values, changes, loc, where, what)
-            variants.append(Variant(full, changes, cfg, note, line))
-    slugs: dict[str, str] = {}
-    for v in variants:
-        s = slug(v.name)
-        if s in slugs:
-            raise where.error(None, "name", f"variants {slugs[s]!r} and {v.name!r} would share the file name {s!r}; "
-                              "rename one")
-        slugs[s] = v.name
+    variants = _expand(named, axes, base_values, where)
     return Experiment(
-        name=path.stem if path is not None else "sweep", base=base, variants=tuple(variants),
+        name=path.stem if path is not None else "sweep", base=base, variants=variants,
         title=str(meta.get("title", "")), description=str(meta.get("description", "")),
         content=content, styles=styles, path=path, text=text,
     )
@@ -233,6 +162,109 @@ def slug(name: str) -> str:
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------------
+class _Named(NamedTuple):
+    """A [[variant]] table as written: its name, its number in the file (from 0), its keys, note and header line."""
+
+    name: str
+    index: int
+    overrides: dict[str, Any]
+    note: str
+    line: int | None
+
+
+def _check_tables(data: Mapping[str, Any], where: _Locator) -> None:
+    for table, value in data.items():
+        if table in TABLES:
+            continue
+        if isinstance(value, Mapping):
+            raise where.error(None, table, f"unknown table [{table}]{suggest(table, TABLES)}; an experiment has "
+                              "[experiment], [base], [[variant]] and [grid]")
+        hint = "[base]" if table in FIELD_NAMES else "[experiment]" if table in EXPERIMENT_KEYS else "a table"
+        raise where.error(None, table, f"{table} is outside any table; put it under {hint} (an experiment has "
+                          "[experiment], [base], [[variant]] and [grid])")
+
+
+def _inputs(meta: Mapping[str, Any], folder: Path, where: _Locator) -> tuple[str | None, tuple[str, ...]]:
+    """[experiment]'s content and styles, resolved against the file's folder."""
+    for k in meta:
+        if k not in EXPERIMENT_KEYS:
+            raise where.error(("experiment", 0), k, f"unknown key {k!r} in [experiment]{suggest(k, EXPERIMENT_KEYS)}; "
+                              f"allowed: {', '.join(EXPERIMENT_KEYS)}")
+    content = _resolve(meta.get("content"), folder, where, "content")
+    styles_raw = meta.get("styles", [])
+    if isinstance(styles_raw, str):
+        styles_raw = [styles_raw]
+    if not isinstance(styles_raw, list):
+        raise where.error(("experiment", 0), "styles", "styles must be a list of image paths")
+    return content, tuple(_resolve(s, folder, where, "styles") or "" for s in styles_raw)
+
+
+def _named_variants(data: Mapping[str, Any], base_values: Mapping[str, Any], where: _Locator) -> list[_Named]:
+    raw_variants = data.get("variant", [])
+    if isinstance(raw_variants, Mapping):
+        raise where.error(None, "variant", "write variants as [[variant]] (double brackets), one table per variant")
+    if not isinstance(raw_variants, list) or not all(isinstance(v, Mapping) for v in raw_variants):
+        raise where.error(None, "variant", "variant must be an array of tables: [[variant]] then its keys")
+    named: list[_Named] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raw_variants):
+        loc = ("variant", i)
+        _check_keys(raw, loc, where, allowed=FIELD_NAMES + VARIANT_META)
+        name = raw.get("name", f"variant{i + 1}")
+        if not isinstance(name, str) or not name.strip():
+            raise where.error(loc, "name", f"name = {name!r} is invalid: give a non-empty string")
+        name = name.strip()
+        if name in seen:
+            raise where.error(loc, "name", f"name = {name!r} is used twice (variants {seen[name] + 1} and {i + 1}); "
+                              "give each variant its own name")
+        seen[name] = i
+        note = raw.get("note", "")
+        if not isinstance(note, str):
+            raise where.error(loc, "note", "note must be a string")
+        overrides = {k: v for k, v in raw.items() if k not in VARIANT_META}
+        _build(base_values, overrides, loc, where, f"variant {name!r}")  # alone first: errors name it, not a point
+        named.append(_Named(name, i, overrides, note, where.header_line(loc)))
+    return named
+
+
+def _grid_axes(data: Mapping[str, Any], base_values: Mapping[str, Any], where: _Locator) -> list[tuple[str, list[Any]]]:
+    grid = _table(data, "grid", where)
+    _check_keys(grid, ("grid", 0), where, allowed=FIELD_NAMES)
+    axes: list[tuple[str, list[Any]]] = []
+    for k, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise where.error(("grid", 0), k, f"grid axis {k} = {values!r} must be a non-empty list of values, "
+                              f"e.g. {k} = [{_example(k)}]")
+        for v in values:  # each value on its own first, so the message names the axis, not a combination
+            _build(base_values, {k: v}, ("grid", 0), where, f"[grid] {k} = {describe_value(k, v)}")
+        axes.append((k, values))
+    return axes
+
+
+def _expand(named: list[_Named], axes: list[tuple[str, list[Any]]], base_values: Mapping[str, Any],
+            where: _Locator) -> tuple[Variant, ...]:
+    """Every variant at every grid point (the base alone when there are no variants), with file-safe names."""
+    variants: list[Variant] = []
+    points = list(itertools.product(*[[(k, v) for v in vs] for k, vs in axes])) if axes else [()]
+    for v in named or [_Named("base", 0, {}, "", where.header_line(("base", 0)))]:
+        loc = ("variant", v.index) if named else ("base", 0)
+        for point in points:
+            changes = {**v.overrides, **dict(point)}
+            label = ",".join(f"{k}={describe_value(k, x)}" for k, x in point)
+            full = v.name if not label else (f"{v.name}[{label}]" if named else label)
+            what = f"variant {full!r}" if named or label else "[base]"
+            cfg = _build(base_values, changes, loc, where, what)
+            variants.append(Variant(full, changes, cfg, v.note, v.line))
+    slugs: dict[str, str] = {}
+    for v in variants:
+        s = slug(v.name)
+        if s in slugs:
+            raise where.error(None, "name", f"variants {slugs[s]!r} and {v.name!r} would share the file name {s!r}; "
+                              "rename one")
+        slugs[s] = v.name
+    return tuple(variants)
+
+
 def _table(data: Mapping[str, Any], name: str, where: _Locator) -> dict[str, Any]:
     t = data.get(name, {})
     if not isinstance(t, Mapping):
@@ -248,19 +280,16 @@ def _check_keys(table: Mapping[str, Any], loc: tuple[str, int], where: _Locator,
 
 def _build(base: Mapping[str, Any], changes: Mapping[str, Any], loc: tuple[str, int], where: _Locator,
            what: str) -> StyleConfig:
-    """base + changes → StyleConfig; an error names the key it is about (found in the message) and its line."""
+    """base + changes → StyleConfig; an error names the key it is about (``ConfigError.key``) and its line."""
     try:
         values = dict(base)
         if changes.get("preset") not in (None, base.get("preset")):
             values = {}  # a variant that names another preset starts again from it (like StyleConfig.replace)
         return from_dict({**values, **changes})
     except ConfigError as e:
-        msg = str(e)
-        m = re.match(r"(?:unknown setting ')?(\w+)", msg)
-        key = m.group(1) if m and m.group(1) in FIELD_NAMES else None
-        if key is not None and key not in changes:
+        if e.key is not None and e.key not in changes:
             loc = ("base", 0)  # the base's own value is what is wrong (or clashes with this variant)
-        raise where.error(loc, key, f"{what}: {msg}") from None
+        raise where.error(loc, e.key, f"{what}: {e}") from None
 
 
 def _resolve(value: Any, folder: Path, where: _Locator, key: str) -> str | None:
@@ -321,4 +350,4 @@ class _Locator:
     def error(self, loc: tuple[str, int] | None, key: str | None, message: str) -> ConfigError:
         line = self.key_line(loc, key)
         prefix = f"{self.filename}:{line}" if line else self.filename
-        return ConfigError(f"{prefix}: {message}")
+        return ConfigError(f"{prefix}: {message}", key=key)
