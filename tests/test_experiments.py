@@ -16,9 +16,9 @@ from PIL import Image
 import impasto
 from impasto.api import STATUSES, Result
 from impasto.cli import main
-from impasto.core.optimize import RunState
+from impasto.core import state as states
+from impasto.core.state import RunState
 from impasto.experiments import Batch, BatchOutcome, LocalExecutor, load_experiment
-from impasto.experiments import state as states
 from impasto.experiments.report import read_manifest
 from impasto.experiments.results import read_status
 from impasto.io.recipe import read_recipe
@@ -348,7 +348,7 @@ def test_report_is_redrawn_while_a_batch_runs(tmp_path: Path, inputs: dict[str, 
             for b in batches:
                 for step in (1, 2):
                     for i in range(len(b.names)):
-                        on_step(b, impasto.Step(step=step, total_steps=4, scale=0, size=(24, 32),
+                        on_step(b, impasto.Step(step=step, total_steps=4, scale=0, scales=1, size=(24, 32),
                                                 losses={"total": 3.0 - step, "content": 1.0, "style": 2.0 - step / 2,
                                                         "tv": 0.0}, elapsed=0.1 * step, index=i,
                                                 render=lambda: Image.new("RGB", (32, 24), (0, 90, 0))))

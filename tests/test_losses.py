@@ -86,7 +86,23 @@ def test_tv_by_hand():
     img[..., 0, 0] = 1.0
     # dx: 3 channels × 2 rows × 1 → one difference of 1 per channel → mean 3/6; dy likewise.
     assert abs(tv_loss(img).item() - 1.0) < 1e-6
-    assert abs(tv_loss(img, "jcjohnson").item() - 6 * 255**2) < 1e-2
+    # neural-style: both differences over the top-left (H-1)×(W-1) crop, ½·Σ(dx² + dy²) on 0-255: ½·(3 + 3)·255².
+    assert abs(tv_loss(img, "jcjohnson").item() - 3 * 255**2) < 1e-2
+
+
+def test_jcjohnson_tv_gradient_is_neural_styles():
+    """Oracle: neural_style.lua's TVLoss:updateGradInput, transcribed (on the 0-255 image, strength 1)."""
+    g = torch.Generator().manual_seed(0)
+    img = torch.rand(1, 3, 5, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    tv_loss(img, "jcjohnson").sum().backward()
+    x = img.detach()[0] * 255
+    x_diff = x[:, :-1, :-1] - x[:, :-1, 1:]
+    y_diff = x[:, :-1, :-1] - x[:, 1:, :-1]
+    grad = torch.zeros_like(x)
+    grad[:, :-1, :-1] += x_diff + y_diff
+    grad[:, :-1, 1:] -= x_diff
+    grad[:, 1:, :-1] -= y_diff
+    torch.testing.assert_close(img.grad[0], grad * 255)  # d/d(pixel in [0, 1]) = 255 · d/d(0-255 pixel)
 
 
 def test_guide_weights_positions():

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import Result, stylize, stylize_batch
+from .api import Result, Step, StopToken, stylize, stylize_batch
 from .config import PRESETS, StyleConfig, preset
-from .core.events import Step, StopToken
 from .errors import (
     Cancelled,
     ConfigError,

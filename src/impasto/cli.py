@@ -98,8 +98,7 @@ def install_stop(stop: Any) -> Callable[[], None]:
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
-    from .api import resume_state, save_run_checkpoint, stylize
-    from .core.events import StopToken
+    from .api import StopToken, resume_state, save_run_checkpoint, stylize
     from .io.files import check_output
 
     cfg = config_from_args(args)
@@ -133,12 +132,10 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
-    from .core.preprocess import CaffePreprocess
-    from .core.vgg import LAYER_NAMES, VGG19
+    from .api import LAYER_NAMES, layer_shapes
 
     h, w = (args.size, args.size) if not args.shape else tuple(int(v) for v in args.shape.lower().split("x"))
-    model = VGG19(CaffePreprocess())  # shapes only: no weights needed
-    shapes = model.shapes(h, w)
+    shapes = layer_shapes(h, w)  # shapes only: no weights needed
     print(f"{'index':>5}  {'layer':<8} {'channels x height x width':<26} floats")
     for i, name in enumerate(LAYER_NAMES):
         c, hh, ww = shapes[name]

@@ -166,12 +166,18 @@ STYLE_LOSSES: dict[str, type[nn.Module]] = {"gram": GramLoss, "wasserstein": Was
 
 
 def tv_loss(img: torch.Tensor, norm: str = "relative") -> torch.Tensor:
-    """Total variation of (B, 3, H, W) images in [0, 1]: mean squared difference of neighbours → (B,).
+    """Total variation of (B, 3, H, W) images in [0, 1] → (B,).
 
-    ``jcjohnson`` sums the squared differences on the 0-255 scale, as neural-style does.
+    ``relative`` and ``classic``: the mean squared difference of horizontal plus vertical neighbours.
+    ``jcjohnson``: what neural-style's TVLoss optimises. Its updateGradInput adds ``strength·(x_diff + y_diff)``
+    with both differences taken over the (H−1)×(W−1) top-left crop of the 0-255 image, which is the gradient of
+    ½·Σ(x_diff² + y_diff²) — half the plain sum (neural_style.lua, ``TVLoss``).
     """
+    if norm == "jcjohnson":
+        corner = img[..., :-1, :-1]
+        dx = (corner - img[..., :-1, 1:]).pow(2)
+        dy = (corner - img[..., 1:, :-1]).pow(2)
+        return 0.5 * 255.0**2 * (dx.flatten(1).sum(1) + dy.flatten(1).sum(1))
     dx = (img[..., :, 1:] - img[..., :, :-1]).pow(2)
     dy = (img[..., 1:, :] - img[..., :-1, :]).pow(2)
-    if norm == "jcjohnson":
-        return (dx.flatten(1).sum(1) + dy.flatten(1).sum(1)) * 255.0**2
     return dx.flatten(1).mean(1) + dy.flatten(1).mean(1)

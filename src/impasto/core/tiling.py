@@ -5,21 +5,46 @@ is two passes over the tiles: the first, without autograd, accumulates each laye
 the style loss and its gradient with respect to those moments are then a small C×C computation; the second pass
 runs each tile with autograd and back-propagates the linear surrogate ⟨∂L/∂moments, tile moments⟩, whose gradient is
 exactly the whole-image loss's gradient restricted to the tile. Each tile is run with a halo of context so that its
-interior's activations are (nearly) the whole image's; the tile grid moves by a random offset each step, so any
-residual difference at tile borders never settles into seams. Cost: about 1.35× a whole-image step (one extra
+interior's activations are exactly the whole image's: the halo is the receptive field's reach of the deepest
+layer used (``halo_for``), rounded up to the ALIGN grid so that every pooling window of a padded tile is one of the
+whole image's. The tile grid moves by a random offset each step (a guard: it costs nothing and keeps any numerical
+difference at tile borders from settling into seams). Cost: about 1.35× a whole-image step (one extra
 forward), memory: one tile's activations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 
 from .vgg import LAYER_INDEX, LAYER_NAMES
 
 ALIGN = 16  # the deepest stride up to relu5_x: tile borders on this grid map exactly onto every feature map
-HALO = 96  # context around each tile (measured: relu4_2/relu5_1 interiors within 1% of the whole image's)
+
+
+def reach(layer: str) -> int:
+    """How far (in input pixels, on either side) the receptive field of one position of ``layer`` extends beyond
+    the input pixels it covers: 3×3 convolutions (padding 1) add one step of the current stride on both sides;
+    2×2 poolings of stride 2 add one step on the far side and double the stride."""
+    left = right = 0
+    jump = 1
+    for name in LAYER_NAMES[: LAYER_INDEX[layer] + 1]:
+        if name.startswith("conv"):
+            left, right = left + jump, right + jump
+        elif name.startswith("pool"):
+            right += jump
+            jump *= 2
+    return max(left, right)
+
+
+def halo_for(layers: Iterable[str]) -> int:
+    """The context a tile needs for its interior's activations to be the whole image's, at every given layer."""
+    deepest = max((reach(k) for k in layers), default=0)
+    return -(-deepest // ALIGN) * ALIGN
+
+
+HALO = halo_for(["relu5_1"])  # 96: the default layers' (relu5_1's reach is 85 px)
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1
 

@@ -61,7 +61,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from ..core.events import StopToken
+    from ..api import StopToken
     from .runner import sweep
     from .spec import load_experiment
 
@@ -98,7 +98,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _dry_run(experiment: Any) -> int:
-    from ..core.optimize import batch_key
+    from ..api import batch_key
     from .spec import describe_value, differences
 
     groups: dict[Any, list[str]] = {}

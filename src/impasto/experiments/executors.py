@@ -19,14 +19,11 @@ from typing import Protocol
 
 import torch
 
-from ..api import Result, check_memory, resolve_device, stylize_batch
+from ..api import Result, RunState, Step, StopToken, check_memory, fit_long_side, resolve_device, stylize_batch
+from ..api import run_states as states
 from ..config import StyleConfig
-from ..core.events import Step, StopToken
-from ..core.optimize import RunState
-from ..core.schedule import fit_long_side
 from ..errors import ResourceError
 from ..io.images import LoadedImage
-from . import state as states
 
 
 @dataclass

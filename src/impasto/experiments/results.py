@@ -10,9 +10,8 @@ from typing import Any, cast
 
 from PIL import Image
 
-from ..api import STATUSES, Status
+from ..api import STATUSES, Status, Step
 from ..config import StyleConfig
-from ..core.events import Step
 from ..io.images import LoadedImage
 from .spec import Experiment
 

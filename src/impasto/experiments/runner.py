@@ -14,13 +14,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..api import ImageLike, fingerprint, resume_state
-from ..core.events import Step, StopToken
-from ..core.optimize import RunState, batch_key, total_steps
-from ..core.schedule import fit_long_side
+from ..api import (
+    ImageLike,
+    RunState,
+    Step,
+    StopToken,
+    batch_key,
+    fingerprint,
+    fit_long_side,
+    resume_state,
+    total_steps,
+)
+from ..api import run_states as states
 from ..errors import ConfigError
 from ..io.images import LoadedImage, load_image
-from . import state as states
 from .executors import Batch, BatchOutcome, Executor, LocalExecutor
 from .plots import require_matplotlib
 from .report import publish

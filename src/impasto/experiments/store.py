@@ -24,9 +24,8 @@ from typing import Any
 
 from PIL import Image
 
-from ..api import Result
+from ..api import Result, RunState
 from ..config import StyleConfig
-from ..core.optimize import RunState
 from ..errors import OutputError
 from ..io.checkpoint import save_checkpoint
 from ..io.files import atomic_write

@@ -32,9 +32,8 @@ from typing import Any, cast
 from PIL import Image, PngImagePlugin
 
 from .. import __version__
-from ..api import FINAL, STATUSES, Status, stylize
+from ..api import FINAL, STATUSES, Status, Step, StopToken, stylize
 from ..config import StyleConfig, from_dict
-from ..core.events import Step, StopToken
 from ..errors import ImpastoError, OutputError
 from ..io.files import atomic_write
 from ..io.images import LoadedImage, load_image

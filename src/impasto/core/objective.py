@@ -1,0 +1,190 @@
+"""The loss of a batch at one scale: the registered terms (core/terms.py), weighted per run, on one VGG pass.
+
+``Objective(img)`` gives the per-run terms of whole images; ``tiled_backward`` back-propagates the same loss tile
+by tile (core/tiling.py) with the same list of terms. Spatial guides (``Guides``) are the seam for masks: a guide
+per style region over the output (with its own blend of the style images) and a content guide, used by both paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from . import tiling
+from .precision import autocast_dtype
+from .settings import RunSettings
+from .targets import StyleTargets, content_features, layer_guide, resize_guide
+from .terms import TERMS, Term, TermContext
+from .vgg import VGG19
+
+
+@dataclass
+class Region:
+    """A part of the output with its own style target. ``guide`` (1|n, 1, H, W) in [0, 1] at the final size marks
+    it; ``blend`` weighs the style images for it (None: each run's ``style_blend``)."""
+
+    guide: torch.Tensor
+    blend: tuple[float, ...] | None = None
+
+
+@dataclass
+class Guides:
+    """Spatial control. No regions: the whole image is one region. ``content``: per-position weight of the content
+    term (1|n, 1, H, W) at the final size (0 where the photo need not be kept, 1 where it should)."""
+
+    regions: list[Region] = field(default_factory=list)
+    content: torch.Tensor | None = None
+
+    def at(self, size: tuple[int, int]) -> Guides:
+        """The guides carried to a scale's size (area averaging)."""
+        return Guides([Region(resize_guide(r.guide, size), r.blend) for r in self.regions],
+                      resize_guide(self.content, size) if self.content is not None else None)
+
+
+def _blend(cfgs: Sequence[RunSettings], n_styles: int, fixed: tuple[float, ...] | None,
+           device: torch.device) -> torch.Tensor:
+    """(n, S) blend weights, each row summing to 1."""
+    rows = []
+    for c in cfgs:
+        b = list(fixed if fixed is not None else (c.style_blend if c.style_blend is not None else [1.0] * n_styles))
+        if len(b) != n_styles:
+            raise ValueError(f"style_blend has {len(b)} weights for {n_styles} style images")
+        total = sum(b)
+        rows.append([w / total for w in b])
+    return torch.tensor(rows, device=device)
+
+
+# The classic and jcjohnson conventions' weights were tuned on one network's activation scale (torchvision's and
+# Caffe's). With the other network, activations are rescaled to that scale so the weights keep their balance.
+# Caffe's network sees 0-255 pixels, torchvision's sees pixels divided by ~0.226·255: its activations are about
+# this much larger (exactly so for the first convolution; deeper layers are near enough, ReLU and max pooling
+# being positively homogeneous). ``relative`` is scale-free.
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CAFFE_TO_TORCHVISION = 1.0 / (255.0 * sum(IMAGENET_STD) / 3)
+
+
+def activation_scale(norm: str, preprocess: str) -> float:
+    if norm == "classic" and preprocess == "caffe":
+        return CAFFE_TO_TORCHVISION
+    if norm == "jcjohnson" and preprocess == "torchvision":
+        return 1.0 / CAFFE_TO_TORCHVISION
+    return 1.0
+
+
+class Objective:
+    """The registered terms for a batch at one scale, their per-run weights, and VGG under the run's precision."""
+
+    def __init__(self, model: VGG19, content: torch.Tensor, styles: StyleTargets | Sequence[torch.Tensor],
+                 cfgs: Sequence[RunSettings], guides: Guides | None = None, *, precision: str | None = None,
+                 extra: dict | None = None) -> None:
+        c0, dev = cfgs[0], content.device
+        self.model, self.n = model, len(cfgs)
+        self.amp = autocast_dtype(precision or c0.precision, dev)
+        self.feature_scale = activation_scale(c0.loss_norm, getattr(model.preprocess, "name", ""))
+        self.tile = c0.tile_size if c0.tile_size and max(content.shape[-2:]) > c0.tile_size else 0
+        targets = styles if isinstance(styles, StyleTargets) else StyleTargets(styles, c0.style_scale)
+        size: tuple[int, int] = tuple(content.shape[-2:])  # type: ignore[assignment]
+        guides = guides if guides is not None else Guides()
+        regions = guides.regions or [None]
+        n_styles = len(targets.styles)
+        key = (id(self.model), self.amp, self.feature_scale, model.pooling)
+
+        def stats(layers: Sequence[str]) -> list[list[dict[str, torch.Tensor]]]:
+            one = targets.at(self.run, content, layers, c0.style_loss, c0.loss_norm, c0.tile_size, key)
+            return [one for _ in regions]
+
+        ctx = TermContext(
+            cfgs=cfgs,
+            content_features=lambda layers: content_features(self.run, content, layers, c0.tile_size),
+            style_stats=stats,
+            regions=[(_blend(cfgs, n_styles, r.blend if r is not None else None, dev),) for r in regions],
+            region_guides=[(lambda k, g=(r.guide if r is not None else None): layer_guide(g, k, size))
+                           for r in regions],
+            content_guide=lambda k: layer_guide(guides.content, k, size),
+            extra=extra or {},
+        )
+        self.terms: list[Term] = [t.build(ctx, dev) for t in TERMS]
+        self.weights = {t.name: ctx.per_item([t.weight(c) for c in cfgs], dev) for t in self.terms}
+        self.active = [t for t in self.terms if t.kind == "pixels" and bool((self.weights[t.name] > 0).any())
+                       or t.kind != "pixels" and t.layers]
+        self.layers = sorted({k for t in self.active for k in t.layers})
+        self.halo = tiling.halo_for(self.layers)
+
+    def run(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        """VGG's activations, under autocast when the precision asks for it. The losses run outside autocast, in
+        fp32 (half-precision Gram matrices overflow), and so do the targets' statistics."""
+        if self.amp is None:
+            feats = self.model(x, layers)
+        else:
+            with torch.autocast(device_type=x.device.type, dtype=self.amp):
+                feats = self.model(x, layers)
+        if self.feature_scale != 1.0:
+            feats = {k: v * self.feature_scale for k, v in feats.items()}
+        return feats
+
+    def _weighted(self, values: dict[str, torch.Tensor], dev: torch.device) -> dict[str, torch.Tensor]:
+        zero = torch.zeros(self.n, device=dev)
+        out = {t.name: values.get(t.name, zero) for t in self.terms}
+        total: torch.Tensor | None = None
+        for t in self.terms:
+            v = self.weights[t.name] * out[t.name]
+            total = v if total is None else total + v
+        return {"total": total if total is not None else zero, **out}
+
+    def __call__(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(n, 3, H, W) images → {"total", and one entry per term}, each (n,)."""
+        feats = self.run(img, self.layers) if self.layers else {}
+        return self._weighted({t.name: t(feats, img) for t in self.active}, img.device)
+
+    def tiled_backward(self, images: Callable[[tiling.Box], torch.Tensor], size: tuple[int, int],
+                       offset: tuple[int, int]) -> dict[str, torch.Tensor]:
+        """Back-propagate the whole-image loss tile by tile (see core/tiling.py); returns the detached terms.
+
+        ``images(box)`` gives the (n, 3, h, w) crop of the current images, attached to the optimiser's variables.
+        """
+        h, w = size
+        dev = self.weights[self.terms[0].name].device
+        stats = [t for t in self.active if t.kind == "moments"]
+        sums = [t for t in self.active if t.kind == "sum"]
+        pixels = [t for t in self.active if t.kind == "pixels"]
+        boxes = list(tiling.boxes(h, w, self.tile, offset, self.halo))
+        # Pass 1 (no autograd): the moments of every statistics term over all tiles.
+        acc: dict[str, list[torch.Tensor]] = {}
+        with torch.no_grad():
+            whole = images((0, h, 0, w)).detach()
+            for interior, padded in boxes:
+                y0, y1, x0, x1 = padded
+                feats = self.run(whole[..., y0:y1, x0:x1], self.layers)
+                for t in stats:
+                    m = t.tile_moments(feats, interior, padded)
+                    acc[t.name] = m if t.name not in acc else [a + b for a, b in zip(acc[t.name], m)]
+        # Each statistics term and its gradient with respect to its moments: small C×C computations.
+        values: dict[str, torch.Tensor] = {}
+        grads: dict[str, list[torch.Tensor | None]] = {}
+        for t in stats:
+            leaves = [a.requires_grad_(True) for a in acc[t.name]]
+            v = t.from_moments(leaves, size)
+            values[t.name] = v.detach()
+            grads[t.name] = list(torch.autograd.grad((self.weights[t.name] * v).sum(), leaves, allow_unused=True))
+        # Pass 2: each tile with autograd; the surrogate's gradient is the whole-image loss's on that tile.
+        for interior, padded in boxes:
+            feats = self.run(images(padded), self.layers)
+            surrogate = torch.zeros((), device=dev)
+            for t in stats:
+                for g, m in zip(grads[t.name], t.tile_moments(feats, interior, padded)):
+                    if g is not None:
+                        surrogate = surrogate + (g * m).sum()
+            for t in sums:
+                part = t.tile_part(feats, interior, padded)
+                values[t.name] = part.detach() + values[t.name] if t.name in values else part.detach()
+                surrogate = surrogate + (self.weights[t.name] * part).sum()
+            if surrogate.requires_grad:
+                surrogate.backward()
+        if pixels:
+            whole = images((0, h, 0, w))
+            pixel_values = {t.name: t(None, whole) for t in pixels}  # type: ignore[arg-type]
+            sum(((self.weights[k] * v).sum() for k, v in pixel_values.items()), torch.zeros((), device=dev)).backward()
+            values.update({k: v.detach() for k, v in pixel_values.items()})
+        return self._weighted(values, dev)

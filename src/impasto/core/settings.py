@@ -1,0 +1,47 @@
+"""What the engine reads of a run's configuration, as a typed protocol.
+
+``impasto.StyleConfig`` (validated, documented, above core) satisfies it; core never imports it, and never reads a
+setting that is not listed here.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class RunSettings(Protocol):
+    # schedule
+    start_size: int | None
+    scale_factor: float
+    steps: int
+    first_steps: int | None
+    scale_steps: tuple[int, ...] | None
+    # optimiser
+    optimizer: str  # "adam" | "lbfgs"
+    lr: float
+    param: str  # "rgb" | "normalized"
+    ema: float | None
+    tol: float | None
+    seed: int
+    init: str  # "content" | "noise" | "gaussian" | a path (the api loads it)
+    # objective
+    content_weight: float
+    style_weight: float
+    tv_weight: float
+    content_layers: tuple[str, ...]
+    style_layers: tuple[tuple[str, float], ...]
+    style_blend: tuple[float, ...] | None
+    style_scale: float
+    loss_norm: str  # "relative" | "classic" | "jcjohnson"
+    style_loss: str  # "gram" | "wasserstein"
+    # arithmetic and memory
+    precision: str
+    tile_size: int
+    checkpoint: bool
+
+
+
+# What every run of one batch must share for the engine (one schedule, one optimiser, one loss convention, one
+# arithmetic); weights, layers, blends, learning rates, seeds, inits and EMA may differ per run.
+ENGINE_SHARED = ("start_size", "scale_factor", "steps", "first_steps", "scale_steps", "optimizer", "param", "tol",
+                 "loss_norm", "style_loss", "style_scale", "precision", "tile_size", "checkpoint")

@@ -1,0 +1,247 @@
+"""The objective's terms: each a small module with its targets as buffers, its weight, and how it adds up over tiles.
+
+A term returns one unweighted value per batch item, shape (n,); the objective weights and sums them. ``TERMS`` is
+the one list that everything else reads: the objective builds every registered term, the history, CSV, plots and
+the web chart show one column per name. Adding a term is a class here (``name``, ``kind``, ``weight``, ``build``,
+``forward`` and its tiled part) appended to ``TERMS``, plus its test.
+
+How a term adds up over tiles (``kind``; see core/tiling.py):
+- ``sum``: a sum over positions (content, later temporal): each tile's part is added up; exact.
+- ``moments``: a function of sums over positions (style: Gram matrices, means): the moments are accumulated over
+  the tiles first, then the term and its gradient with respect to them.
+- ``pixels``: computed on the whole image's pixels (total variation), which are cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from . import tiling
+from .losses import EPS, STYLE_LOSSES, _f32, tv_loss
+from .settings import RunSettings
+
+Box = tiling.Box
+Features = dict[str, torch.Tensor]
+
+
+@dataclass
+class TermContext:
+    """What terms are built from at one scale: targets on demand (computed once, cached), guides, the batch."""
+
+    cfgs: Sequence[RunSettings]
+    content_features: Callable[[Sequence[str]], Features]  # layer → (1, C, h, w) whole-image content features
+    style_stats: Callable[[Sequence[str]], list[list[Features]]]  # per region, per style image: layer → (1, C, C')
+    regions: list[tuple[torch.Tensor, ...]]  # per region: blend weights (n, S) of the style images
+    region_guides: list[Callable[[str], torch.Tensor | None]]  # per region: layer → (1|n, 1, h, w) guide or None
+    content_guide: Callable[[str], torch.Tensor | None]
+    extra: dict[str, Any] = field(default_factory=dict)  # per-frame data for terms that need it (video)
+
+    @property
+    def norm(self) -> str:
+        return self.cfgs[0].loss_norm
+
+    def per_item(self, values: Sequence[float], device: torch.device) -> torch.Tensor:
+        return torch.tensor(list(values), device=device, dtype=torch.float32)
+
+
+class Term(nn.Module):
+    """One named part of the loss. ``layers``: the VGG layers it reads (empty when inactive or a pixel term)."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]  # "sum" | "moments" | "pixels"
+    layers: tuple[str, ...] = ()
+
+    @staticmethod
+    def weight(cfg: RunSettings) -> float:
+        raise NotImplementedError
+
+    @classmethod
+    def build(cls, ctx: TermContext, device: torch.device) -> Term:
+        raise NotImplementedError
+
+    def forward(self, feats: Features, img: torch.Tensor) -> torch.Tensor:  # → (n,)
+        raise NotImplementedError
+
+    # -- tiles (kind "sum"): this tile's part of the whole-image value; kind "moments": the moments, then the value
+    def tile_part(self, feats: Features, interior: Box, padded: Box) -> torch.Tensor:
+        raise NotImplementedError
+
+    def tile_moments(self, feats: Features, interior: Box, padded: Box) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def from_moments(self, acc: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def _layer_weights(ctx: TermContext, names: Sequence[str], per_cfg: Callable[[RunSettings], dict[str, float]],
+                   device: torch.device) -> dict[str, torch.Tensor]:
+    tables = [per_cfg(c) for c in ctx.cfgs]
+    return {k: ctx.per_item([t.get(k, 0.0) for t in tables], device) for k in names}
+
+
+def _crop(t: torch.Tensor | None, layer: str, interior: Box) -> torch.Tensor | None:
+    return None if t is None else tiling.global_crop(t, layer, interior)
+
+
+class ContentTerm(Term):
+    """Feature reconstruction (Gatys et al. eq. 1) at the content layers, optionally weighted by a content guide.
+
+    Per layer: Σ g·(F − F̂)² over positions, divided by ‖F̂‖² (``relative``) or by F̂'s element count (``classic``,
+    ``jcjohnson``: a mean). Several layers: averaged (relative) or summed (the classic tools' convention)."""
+
+    name = "content"
+    kind = "sum"
+
+    @staticmethod
+    def weight(cfg: RunSettings) -> float:
+        return cfg.content_weight
+
+    @classmethod
+    def build(cls, ctx: TermContext, device: torch.device) -> Term:
+        names = sorted({n for c in ctx.cfgs if c.content_weight > 0 for n in c.content_layers})
+        relative = ctx.norm == "relative"
+        w = _layer_weights(ctx, names, lambda c: {n: (1.0 / len(c.content_layers) if relative else 1.0)
+                                                  for n in c.content_layers}, device)
+        return cls(ctx.content_features(names) if names else {}, w, ctx.content_guide, relative)
+
+    def __init__(self, targets: Features, layer_weights: dict[str, torch.Tensor],
+                 guide: Callable[[str], torch.Tensor | None], relative: bool) -> None:
+        super().__init__()
+        self.layers = tuple(targets)
+        self.layer_weights = layer_weights
+        self.targets = {k: _f32(v) for k, v in targets.items()}
+        self.guides = {k: guide(k) for k in targets}
+        self.normalizers = {k: (v.pow(2).sum() + EPS if relative else torch.tensor(float(v[0].numel()), device=v.device))
+                            for k, v in self.targets.items()}
+
+    def _layer(self, k: str, feat: torch.Tensor, target: torch.Tensor, guide: torch.Tensor | None) -> torch.Tensor:
+        diff = (_f32(feat) - target).pow(2)
+        if guide is not None:
+            diff = diff * guide
+        return self.layer_weights[k] * (diff.flatten(1).sum(1) / self.normalizers[k])
+
+    def forward(self, feats: Features, img: torch.Tensor) -> torch.Tensor:
+        zero = img.new_zeros(img.shape[0], dtype=torch.float32)
+        return sum((self._layer(k, feats[k], self.targets[k], self.guides[k]) for k in self.layers), zero)
+
+    def tile_part(self, feats: Features, interior: Box, padded: Box) -> torch.Tensor:
+        n = next(iter(self.layer_weights.values())).shape[0] if self.layer_weights else 1
+        zero = torch.zeros(n, device=next(iter(feats.values())).device)
+        return sum((self._layer(k, tiling.crop(feats[k], k, interior, padded),
+                                tiling.global_crop(self.targets[k], k, interior),
+                                _crop(self.guides[k], k, interior)) for k in self.layers), zero)
+
+
+def guided_moments(feat: torch.Tensor, guide: torch.Tensor | None) -> list[torch.Tensor]:
+    """(B, C, h, w) and a guide at the same h, w → [Σ g f fᵀ (B, C, C), Σ g f (B, C), Σ g (B,)], in fp32 at least
+    (half-precision Grams overflow; float64 stays float64, for oracle tests)."""
+    feat = _f32(feat)
+    b, c, h, w = feat.shape
+    if guide is None:
+        positions = torch.full((b,), float(h * w), device=feat.device, dtype=feat.dtype)
+    else:
+        guide = guide.to(feat.dtype)
+        feat = feat * guide.sqrt()
+        positions = guide.flatten(1).sum(1).expand(b)
+    flat = feat.reshape(b, c, -1)
+    return [flat @ flat.transpose(1, 2), flat.sum(-1), positions]
+
+
+class StyleTerm(Term):
+    """Gram (or W2) matching at the style layers (Gatys et al. eq. 3-5), one target per region and layer.
+
+    Without guides there is one region, the whole image, whose target blends the style images' statistics with
+    each run's ``style_blend`` (in target space, then one loss per layer). A region with a guide matches the
+    guided statistics of its part of the output (positions weighted by the guide, normalised by its mass) to its
+    own target: spatial control (Gatys et al. 2017), with one VGG pass for all regions."""
+
+    name = "style"
+    kind = "moments"
+
+    @staticmethod
+    def weight(cfg: RunSettings) -> float:
+        return cfg.style_weight
+
+    @classmethod
+    def build(cls, ctx: TermContext, device: torch.device) -> Term:
+        names = sorted({n for c in ctx.cfgs for n, _ in c.style_layers})
+        relative = ctx.norm == "relative"
+        w = _layer_weights(ctx, names, lambda c: {n: v / (sum(dict(c.style_layers).values()) if relative else 1.0)
+                                                  for n, v in c.style_layers}, device)
+        loss_cls = STYLE_LOSSES[ctx.cfgs[0].style_loss]
+        stats = ctx.style_stats(names)
+        losses = []
+        for blend, per_style in zip(ctx.regions, stats):
+            region = {}
+            for k in names:
+                stacked = torch.cat([s[k] for s in per_style], dim=0)  # (S, C, C')
+                region[k] = loss_cls(torch.einsum("ns,s...->n...", blend[0], stacked), ctx.norm)
+            losses.append(region)
+        guides = [{k: g(k) for k in names} for g in ctx.region_guides]
+        return cls(names, w, losses, guides)
+
+    def __init__(self, layers: Sequence[str], layer_weights: dict[str, torch.Tensor],
+                 losses: list[dict[str, nn.Module]], guides: list[dict[str, torch.Tensor | None]]) -> None:
+        super().__init__()
+        self.layers = tuple(layers)
+        self.layer_weights = layer_weights
+        self.losses = nn.ModuleList(nn.ModuleDict(r) for r in losses)
+        self.guides = guides
+
+    def _value(self, moments_of: Callable[[int, str], list[torch.Tensor]],
+               shape_of: Callable[[str], tuple[int, int, int]]) -> torch.Tensor:
+        total: torch.Tensor | None = None
+        for r, region in enumerate(self.losses):
+            for k in self.layers:
+                v = self.layer_weights[k] * region[k].from_moments(*moments_of(r, k), shape_of(k))
+                total = v if total is None else total + v
+        assert total is not None
+        return total
+
+    def forward(self, feats: Features, img: torch.Tensor) -> torch.Tensor:
+        return self._value(lambda r, k: guided_moments(feats[k], self.guides[r][k]), lambda k: tuple(feats[k].shape[1:]))
+
+    def tile_moments(self, feats: Features, interior: Box, padded: Box) -> list[torch.Tensor]:
+        out = []
+        for r in range(len(self.losses)):
+            for k in self.layers:
+                out += guided_moments(tiling.crop(feats[k], k, interior, padded), _crop(self.guides[r][k], k, interior))
+        return out
+
+    def from_moments(self, acc: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        index = {(r, k): 3 * (r * len(self.layers) + j) for r in range(len(self.losses))
+                 for j, k in enumerate(self.layers)}
+        channels = {k: acc[index[(0, k)]].shape[1] for k in self.layers}
+        return self._value(lambda r, k: acc[index[(r, k)]:index[(r, k)] + 3],
+                           lambda k: (channels[k], *tiling.feature_shape(k, *size)))
+
+
+class TVTerm(Term):
+    """Total variation on the pixels (Mahendran & Vedaldi; jcjohnson's tv_weight): smooths high frequencies."""
+
+    name = "tv"
+    kind = "pixels"
+
+    @staticmethod
+    def weight(cfg: RunSettings) -> float:
+        return cfg.tv_weight
+
+    @classmethod
+    def build(cls, ctx: TermContext, device: torch.device) -> Term:
+        return cls(ctx.norm)
+
+    def __init__(self, norm: str) -> None:
+        super().__init__()
+        self.norm = norm
+
+    def forward(self, feats: Features, img: torch.Tensor) -> torch.Tensor:
+        return tv_loss(img, self.norm)
+
+
+TERMS: tuple[type[Term], ...] = (ContentTerm, StyleTerm, TVTerm)
+TERM_NAMES: tuple[str, ...] = tuple(t.name for t in TERMS)

@@ -1,0 +1,112 @@
+"""Input preparation for a batch: images loaded, sized for the run and turned into the engine's tensors, with the
+colour-control transforms on either side of the engine."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+
+from .config import StyleConfig
+from .core import colour
+from .core.schedule import fit_long_side
+from .core.targets import resize
+from .errors import ConfigError
+from .io.images import LoadedImage, load_image, pil_to_tensor, resize_exact, resize_long
+
+ImageLike = Any  # str | os.PathLike | PIL.Image.Image | torch.Tensor | bytes | LoadedImage
+SINGLE = (str, os.PathLike, Image.Image, torch.Tensor, bytes, LoadedImage)
+
+
+def style_list(styles: Sequence[ImageLike] | ImageLike) -> list[ImageLike]:
+    """One style or several → a list (a path, an image or a tensor is one style)."""
+    return [styles] if isinstance(styles, SINGLE) else list(styles)
+
+
+def final_size(content: Image.Image, cfg: StyleConfig) -> tuple[int, int]:
+    if cfg.shape is not None:
+        return cfg.shape
+    return fit_long_side(content.height, content.width, cfg.size)
+
+
+def fingerprint(*images: Image.Image) -> str:
+    h = hashlib.sha256()
+    for im in images:
+        h.update(f"{im.size}".encode())
+        h.update(im.tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Prepared:
+    """Inputs loaded and resized for a batch: what the engine needs, plus names for the recipe."""
+
+    content: torch.Tensor  # (1, 3, H, W) at the final size; luminance-only when preserve_color="luminance"
+    content_rgb: torch.Tensor
+    styles: list[torch.Tensor]
+    inits: list[torch.Tensor | None]
+    names: dict[str, Any]
+    fingerprint: str
+    notes: list[str]
+
+
+def _check_blends(cfgs: Sequence[StyleConfig], n_styles: int) -> None:
+    for c in cfgs:
+        if c.style_blend is not None and len(c.style_blend) != n_styles:
+            raise ConfigError(
+                f"style_blend = {','.join(map(str, c.style_blend))} has {len(c.style_blend)} weights for "
+                f"{n_styles} style image(s); give one weight per style image", key="style_blend")
+
+
+def prepare(content: ImageLike, styles: Sequence[ImageLike] | ImageLike, cfgs: Sequence[StyleConfig],
+            device: torch.device) -> Prepared:
+    c0 = cfgs[0]
+    styles = style_list(styles)
+    if not styles:
+        raise ConfigError("give at least one style image", key="styles")
+    _check_blends(cfgs, len(styles))
+    c_img = load_image(content, max_pixels=c0.max_pixels)
+    s_imgs = [load_image(s, max_pixels=c0.max_pixels) for s in styles]
+    h, w = final_size(c_img.image, c0)
+    content_pil = resize_exact(c_img.image, h, w)
+    long_style = max(8, round(max(h, w) * c0.style_scale))
+    style_pils = [resize_long(s.image, long_style) for s in s_imgs]
+    content_t = pil_to_tensor(content_pil).to(device)
+    style_ts = [pil_to_tensor(s).to(device) for s in style_pils]
+    inits: list[torch.Tensor | None] = []
+    for c in cfgs:
+        if c.init in ("content", "noise", "gaussian"):
+            inits.append(None)
+        else:
+            init_img = load_image(c.init, max_pixels=c.max_pixels).image
+            inits.append(pil_to_tensor(resize_exact(init_img, h, w)).to(device))
+    engine_content = content_t
+    if c0.preserve_color == "luminance":
+        engine_content = colour.luminance(content_t)
+        style_ts = [colour.match_luminance(colour.luminance(s), engine_content) for s in style_ts]
+        inits = [colour.luminance(i) if i is not None else None for i in inits]
+    names = {"content": c_img.name, "styles": [s.name for s in s_imgs]}
+    notes = c_img.notes + [n for s in s_imgs for n in s.notes]
+    return Prepared(engine_content, content_t, style_ts, inits, names, fingerprint(content_pil, *style_pils), notes)
+
+
+def style_transform(cfg: StyleConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+    if cfg.preserve_color == "histogram":
+        return colour.match_histogram  # the style takes the content's colour statistics, at every scale
+    return None
+
+
+def postprocess(cfg: StyleConfig, img: torch.Tensor, content_rgb: torch.Tensor) -> torch.Tensor:
+    """Engine output (3|1×3, h, w) → final RGB (3, h, w). Luminance-only transfer puts the content's chroma back,
+    taken from the content resized to the image: at a coarse scale (a preview, a snapshot, a stop) the image is
+    smaller than the final size."""
+    batch = img.unsqueeze(0) if img.dim() == 3 else img
+    if cfg.preserve_color == "luminance":
+        chroma = resize(content_rgb, tuple(batch.shape[-2:]))  # type: ignore[arg-type]
+        return colour.with_chroma_of(batch, chroma)[0]
+    return batch[0]

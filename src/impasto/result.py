@@ -1,0 +1,95 @@
+"""A run's Result (its image, history and recipe), the loss-history CSV and the recipe written into every PNG."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from . import __version__
+from .config import StyleConfig
+from .core.state import RunState
+from .core.terms import TERM_NAMES
+from .inputs import Prepared
+from .io.files import atomic_write, check_output
+from .io.recipe import save_image
+from .runtime import resolve_precision
+
+LOSS_CONVENTIONS = {
+    "relative": "G=FF^T/(HW); style_l=|G-G*|^2/|G*|^2, layer weights normalised to sum 1; "
+                "content=mean over layers of |F-F*|^2/|F*|^2; tv=mean squared neighbour difference on [0,1] pixels",
+    "classic": "G=FF^T; style=sum_l w_l*mean((G-G*)^2)/(C*H*W); content=mean((F-F*)^2) (the PyTorch exercise)",
+    "jcjohnson": "G=FF^T/(C*H*W); style=sum_l w_l*mean((G-G*)^2); content=sum over layers of mean((F-F*)^2); "
+                 "tv=1/2 sum of squared differences on 0-255 pixels (neural-style's TVLoss)",
+}
+TERMS = TERM_NAMES  # the objective's terms, in order: one column each in histories, CSVs, plots and the web chart
+HISTORY_COLUMNS = ("step", "scale", "time", "total", *TERM_NAMES)
+
+
+@dataclass
+class Result:
+    """A finished (or stopped) run. In a notebook it displays as its image."""
+
+    image: Image.Image
+    config: StyleConfig
+    history: list[dict[str, float]]
+    status: str  # done | cancelled | diverged (see impasto.STATUSES)
+    message: str
+    elapsed: float
+    recipe: dict[str, Any]
+    state: RunState | None = field(default=None, repr=False)
+    snapshots: list[tuple[int, Image.Image]] = field(default_factory=list, repr=False)
+
+    @property
+    def losses(self) -> dict[str, float]:
+        """The last step's loss terms."""
+        return {k: v for k, v in self.history[-1].items() if k not in ("step", "scale", "time")} if self.history else {}
+
+    def save(self, path: str | os.PathLike[str], *, force: bool = True) -> Path:
+        """Save the image (PNG with its recipe, or JPEG) and the loss history beside it (``.losses.csv``)."""
+        p = check_output(path, force=force)
+        save_image(self.image, p, self.recipe)
+        write_history(p.with_suffix(".losses.csv"), self.history)
+        return p
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.image.save(buf, "PNG")
+        return buf.getvalue()
+
+
+def write_history(path: Path, history: list[dict[str, float]]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(HISTORY_COLUMNS), extrasaction="ignore")
+    w.writeheader()
+    w.writerows(history)
+    atomic_write(path, buf.getvalue().encode())
+
+
+def recipe(cfg: StyleConfig, device: torch.device, prepared: Prepared, state: RunState | None, index: int,
+           elapsed: float) -> dict[str, Any]:
+    hist = state.history[index] if state is not None and state.history else []
+    return {
+        "impasto": __version__,
+        "config": cfg.to_dict(),
+        "config_key": cfg.key(),
+        "device": str(device),
+        "weights": cfg.weights,
+        "seed": cfg.seed,
+        "loss_convention": f"{cfg.loss_norm}: {LOSS_CONVENTIONS[cfg.loss_norm]}",
+        "inputs": prepared.names,
+        "inputs_fingerprint": prepared.fingerprint,
+        "notes": prepared.notes,
+        "steps_done": hist[-1]["step"] if hist else 0,
+        "final_losses": {k: v for k, v in hist[-1].items() if k not in ("step", "scale", "time")} if hist else {},
+        "elapsed_s": round(elapsed, 3),
+        "status": state.item_status(index) if state is not None else "done",
+        "torch": torch.__version__,
+        "precision": resolve_precision(cfg.precision, device),
+    }
