@@ -32,12 +32,12 @@ from .io.files import check_not_input, check_output
 from .io.images import LoadedImage, tensor_to_pil
 from .io.recipe import save_image
 from .preflight import check_memory, check_sizes
-from .result import HISTORY_COLUMNS, LOSS_CONVENTIONS, TERMS, Result, recipe, write_history
+from .result import HISTORY_COLUMNS, LOSS_CONVENTIONS, LOSS_DESCRIPTIONS, TERMS, Result, recipe, write_history
 from .runtime import resolve_device, resolve_precision
 from .weights import load_vgg
 
 __all__ = [
-    "BATCH_SHARED", "FINAL", "HISTORY_COLUMNS", "LAYER_NAMES", "LOSS_CONVENTIONS", "STATUSES", "TERMS", "ImageLike",
+    "BATCH_SHARED", "FINAL", "HISTORY_COLUMNS", "LAYER_NAMES", "LOSS_CONVENTIONS", "LOSS_DESCRIPTIONS", "STATUSES", "TERMS", "ImageLike",
     "LoadedImage", "Prepared", "Result", "RunState", "Status", "Step", "StopToken", "batch_key", "check_memory",
     "fingerprint", "fit_long_side", "layer_shapes", "resolve_config", "resolve_device", "resolve_precision",
     "resume_state", "run_states", "save_run_checkpoint", "stylize", "stylize_batch", "total_steps",

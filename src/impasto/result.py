@@ -15,7 +15,7 @@ from PIL import Image
 from . import __version__
 from .config import StyleConfig
 from .core.state import RunState
-from .core.terms import TERM_NAMES
+from .core.terms import TERM_DESCRIPTIONS, TERM_NAMES
 from .inputs import Prepared
 from .io.files import atomic_write, check_output
 from .io.recipe import save_image
@@ -29,6 +29,7 @@ LOSS_CONVENTIONS = {
                  "tv=1/2 sum of squared differences on 0-255 pixels (neural-style's TVLoss)",
 }
 TERMS = TERM_NAMES  # the objective's terms, in order: one column each in histories, CSVs, plots and the web chart
+LOSS_DESCRIPTIONS = {"total": "total loss (weighted sum)", **TERM_DESCRIPTIONS}
 HISTORY_COLUMNS = ("step", "scale", "time", "total", *TERM_NAMES)
 
 
@@ -64,9 +65,17 @@ class Result:
         return buf.getvalue()
 
 
+def history_columns(history: list[dict[str, float]]) -> list[str]:
+    """step, scale, time, total, then every term the run reported (the objective's list, in its order)."""
+    seen = dict.fromkeys(HISTORY_COLUMNS)
+    for row in history[:1]:
+        seen.update(dict.fromkeys(row))
+    return list(seen)
+
+
 def write_history(path: Path, history: list[dict[str, float]]) -> None:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(HISTORY_COLUMNS), extrasaction="ignore")
+    w = csv.DictWriter(buf, fieldnames=history_columns(history), extrasaction="ignore")
     w.writeheader()
     w.writerows(history)
     atomic_write(path, buf.getvalue().encode())

@@ -53,6 +53,7 @@ class Term(nn.Module):
     """One named part of the loss. ``layers``: the VGG layers it reads (empty when inactive or a pixel term)."""
 
     name: ClassVar[str]
+    description: ClassVar[str]  # for plots, tables and the web chart's legend
     kind: ClassVar[str]  # "sum" | "moments" | "pixels"
     layers: tuple[str, ...] = ()
 
@@ -95,6 +96,7 @@ class ContentTerm(Term):
     ``jcjohnson``: a mean). Several layers: averaged (relative) or summed (the classic tools' convention)."""
 
     name = "content"
+    description = "content loss (before content_weight)"
     kind = "sum"
 
     @staticmethod
@@ -161,6 +163,7 @@ class StyleTerm(Term):
     own target: spatial control (Gatys et al. 2017), with one VGG pass for all regions."""
 
     name = "style"
+    description = "style loss (before style_weight)"
     kind = "moments"
 
     @staticmethod
@@ -225,6 +228,7 @@ class TVTerm(Term):
     """Total variation on the pixels (Mahendran & Vedaldi; jcjohnson's tv_weight): smooths high frequencies."""
 
     name = "tv"
+    description = "total variation (before tv_weight)"
     kind = "pixels"
 
     @staticmethod
@@ -245,3 +249,4 @@ class TVTerm(Term):
 
 TERMS: tuple[type[Term], ...] = (ContentTerm, StyleTerm, TVTerm)
 TERM_NAMES: tuple[str, ...] = tuple(t.name for t in TERMS)
+TERM_DESCRIPTIONS: dict[str, str] = {t.name: t.description for t in TERMS}

@@ -11,15 +11,11 @@ import itertools
 import math
 from typing import Any
 
+from ..api import LOSS_DESCRIPTIONS
 from ..errors import ImpastoError
 from .results import VariantResult
 
-TERMS = {
-    "total": "total loss (weighted sum)",
-    "content": "content loss (before content_weight)",
-    "style": "style loss (before style_weight)",
-    "tv": "total variation (before tv_weight)",
-}
+TERMS = LOSS_DESCRIPTIONS  # "total" and every term of the objective, from the engine's one list
 LINESTYLES = ("-", "--", "-.", ":")
 MAX_POINTS = 800  # per line: enough for the eye, and the SVG stays small
 

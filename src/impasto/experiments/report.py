@@ -17,6 +17,7 @@ from typing import Any
 from PIL import Image
 
 from ..api import LOSS_CONVENTIONS
+from ..api import TERMS as TERM_NAMES
 from ..config import FIELD_NAMES
 from ..io.files import atomic_write
 from .plots import TERMS, plot_terms, render_plot
@@ -74,13 +75,15 @@ def rows(result: SweepResult) -> tuple[list[str], list[list[str]]]:
     """The variants table: the base's row first (its values for the changed keys), then each variant."""
     keys = changed_keys(result)
     base = result.experiment.base.to_dict()
-    header = ["variant", *keys, "content", "style", "total", "steps", "time (s)", "batch", "peak MiB", "status"]
-    table = [["(base)", *[describe_value(k, base[k]) for k in keys], *[""] * 8]]
+    terms = [t for t in TERM_NAMES if t in ("content", "style")
+             or any(h.get(t, 0) > 0 for v in result.variants for h in v.history)]  # one column per term in use
+    header = ["variant", *keys, *terms, "total", "steps", "time (s)", "batch", "peak MiB", "status"]
+    table = [["(base)", *[describe_value(k, base[k]) for k in keys], *[""] * (len(terms) + 6)]]
     for v in result.variants:
         losses = v.losses
         table.append([
             v.name, *[describe_value(k, v.changes[k], base.get(k)) if k in v.changes else "" for k in keys],
-            _fmt(losses.get("content")), _fmt(losses.get("style")), _fmt(losses.get("total")),
+            *[_fmt(losses.get(t)) for t in terms], _fmt(losses.get("total")),
             f"{v.steps_done}/{v.total_steps}", f"{v.elapsed:.1f}" if v.steps_done else "", str(v.batch_size or ""),
             _mib(v.peak_memory), v.status + (" (earlier run)" if v.skipped else ""),
         ])
@@ -223,7 +226,7 @@ def page(result: SweepResult, sheet_png: bytes, svgs: dict[str, bytes]) -> str:
     exp = result.experiment
     esc = html.escape
     header, table = rows(result)
-    numeric = {"content", "style", "total", "steps", "time (s)", "batch", "peak MiB"}
+    numeric = {*TERM_NAMES, "total", "steps", "time (s)", "batch", "peak MiB"}
     thumbs = {"(base)": ""} | {v.name: _thumb(v) for v in result.variants}
     title = exp.title or f"impasto sweep: {exp.name}"
     out = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',

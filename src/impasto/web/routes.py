@@ -19,7 +19,7 @@ from typing import Annotated, Any, get_args
 from PIL import Image
 
 from .. import __version__
-from ..api import FINAL, STATUSES
+from ..api import FINAL, LOSS_DESCRIPTIONS, STATUSES
 from ..config import PRESETS, PreserveColor, StyleConfig, field_docs
 from . import MissingExtra
 from .forms import SERVER_FIELDS, Limits, decode_all, parse_config, read_uploads
@@ -98,6 +98,7 @@ def settings(limits: RequestLimits) -> dict[str, Any]:
     return {"defaults": StyleConfig().to_dict(), "presets": PRESETS,
             "choices": {"preserve_color": get_args(PreserveColor)},
             "statuses": {"all": list(STATUSES), "final": [s for s in STATUSES if s in FINAL]},
+            "losses": LOSS_DESCRIPTIONS,  # "total" and the objective's terms, in order: the chart's series
             "help": field_docs(), "limits": asdict(limits), "server_fields": sorted(SERVER_FIELDS)}
 
 

@@ -262,7 +262,8 @@ function showProgress(step, total, losses) {
   $("#bar").style.width = `${(100 * frac).toFixed(1)}%`;
   const parts = [`step ${step}${total ? ` / ${total}` : ""}`];
   if (losses && losses.total !== undefined) {
-    parts.push(`loss ${fmt(losses.total)} (content ${fmt(losses.content)}, style ${fmt(losses.style)})`);
+    const terms = Object.keys(losses).filter((k) => k !== "total" && (losses[k] || k === "content" || k === "style"));
+    parts.push(`loss ${fmt(losses.total)} (${terms.map((k) => `${k} ${fmt(losses[k])}`).join(", ")})`);
   }
   const last = state.history[state.history.length - 1];
   if (last && last.time !== undefined) parts.push(`${last.time.toFixed(1)} s`);
@@ -307,7 +308,9 @@ function scheduleChart() {
   requestAnimationFrame(() => { chartQueued = false; drawChart(); });
 }
 
-function drawChart() { drawLossChart($("#chart"), state.history); }
+function drawChart() {
+  drawLossChart($("#chart"), state.history, state.settings ? Object.keys(state.settings.losses) : undefined);
+}
 
 // ---------------------------------------------------------------- the gallery
 function summary(cfg) {

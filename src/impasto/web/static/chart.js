@@ -1,10 +1,16 @@
 // The loss chart: each loss term against the step, on a log scale, drawn on a canvas (no library).
 "use strict";
 
-const LOSS_SERIES = [["total", "#e8b04a"], ["content", "#6fa8dc"], ["style", "#d0756b"], ["tv", "#93c47d"]];
+const PALETTE = ["#e8b04a", "#6fa8dc", "#d0756b", "#93c47d", "#b48ead", "#76c7c0", "#c9a26b"];
 
-// history: [{step, total, content, style, tv}, ...]; terms that are never > 0 are left out (log scale).
-function drawLossChart(canvas, history) {
+// names: "total" and the objective's terms, in order (GET /api/settings: losses), one series each.
+function lossSeries(names) {
+  return names.map((k, i) => [k, PALETTE[i % PALETTE.length]]);
+}
+
+// history: [{step, total, content, style, tv, ...}, ...]; terms that are never > 0 are left out (log scale).
+function drawLossChart(canvas, history, names = ["total", "content", "style", "tv"]) {
+  const LOSS_SERIES = lossSeries(names);
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth, h = canvas.clientHeight;
   canvas.width = Math.round(w * dpr);
