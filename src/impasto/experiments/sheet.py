@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import math
 import textwrap
+from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ..io.images import LoadedImage
 from .results import SweepResult, VariantResult
 from .spec import describe_value
 
@@ -20,7 +22,9 @@ INK = (20, 20, 20)
 GREY = (110, 110, 110)
 ACCENT = (170, 40, 30)
 PLACEHOLDER = (232, 232, 232)
+HEADER_H = 30 + 22  # the title's line, then the subtitle's
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+Row = tuple[str, Font, tuple[int, int, int]]  # a label line: text, font, colour
 
 
 def _font(size: int) -> Font:
@@ -88,80 +92,119 @@ def render_sheet(result: SweepResult, *, columns: int | None = None) -> Image.Im
     cols = columns or min(n, 4 if n <= 16 else math.ceil(math.sqrt(n)))
     first = next((v.image for v in variants if v.image is not None), result.content.image)
     cell = max(200, min(320, max(first.size)))
-    title_f, name_f, text_f = _font(22), _font(16), _font(13)
+    fonts = _fonts()
     scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    line_h = int(text_f.size * 1.35) if hasattr(text_f, "size") else 14
-    name_h = int(getattr(name_f, "size", 14) * 1.45)
     base = result.experiment.base.to_dict()
 
     # Labels first, so that every row has the same height (the tallest label).
-    labels: list[list[tuple[str, Font, tuple[int, int, int]]]] = []
-    for v in variants:
-        rows: list[tuple[str, Font, tuple[int, int, int]]] = []
-        for line in change_lines(v, base):
-            rows += [(s, text_f, INK) for s in _wrap(scratch, line, text_f, cell)]
-        if v.note:
-            rows += [(s, text_f, GREY) for s in _wrap(scratch, v.note, text_f, cell)[:3]]
-        if loss_text(v):
-            rows += [(s, text_f, INK) for s in _wrap(scratch, loss_text(v), text_f, cell)]
-        colour = ACCENT if v.status in ("diverged", "cancelled", "failed") else GREY
-        rows += [(s, text_f, colour) for s in _wrap(scratch, state_text(v), text_f, cell)]
-        labels.append(rows)
-    label_h = name_h + line_h * max((len(rows) for rows in labels), default=0) + 6
+    labels = [_label_rows(scratch, v, base, fonts.text, cell) for v in variants]
+    label_h = fonts.name_h + fonts.line_h * max((len(rows) for rows in labels), default=0) + 6
 
-    inputs = [("content", result.content)] + [
-        (f"style {i + 1}" if len(result.styles) > 1 else "style", s) for i, s in enumerate(result.styles)]
-    exp = result.experiment
-    title = exp.title or f"impasto sweep: {exp.name}"
-    c0 = exp.base
-    subtitle = (f"{n} variants · {c0.optimizer} lr {c0.lr:g} · {c0.steps} steps · {c0.size} px · "
-                f"{c0.loss_norm} losses · {result.status}")
+    inputs = _inputs(result)
+    title, subtitle = _headings(result)
     in_cols = max(cols, len(inputs))
-    width = MARGIN * 2 + max(cols, in_cols) * cell + (max(cols, in_cols) - 1) * GAP
-    width = max(width, int(scratch.textlength(title, font=title_f)) + 2 * MARGIN)
-    header_h = 30 + 22
-    in_label_h = line_h * 2 + 4
+    width = MARGIN * 2 + in_cols * cell + (in_cols - 1) * GAP
+    width = max(width, int(scratch.textlength(title, font=fonts.title)) + 2 * MARGIN)
+    in_label_h = fonts.line_h * 2 + 4
     rows_n = math.ceil(n / cols) if n else 0
-    height = MARGIN + header_h + cell + in_label_h + GAP * 2 + rows_n * (cell + label_h + GAP) + MARGIN
+    height = MARGIN + HEADER_H + cell + in_label_h + GAP * 2 + rows_n * (cell + label_h + GAP) + MARGIN
 
     sheet = Image.new("RGB", (width, height), BACKGROUND)
     d = ImageDraw.Draw(sheet)
-    y = MARGIN
-    d.text((MARGIN, y), title, font=title_f, fill=INK)
-    d.text((MARGIN, y + 30), subtitle, font=text_f, fill=GREY)
-    y += header_h
-
-    for i, (what, img) in enumerate(inputs):
-        x = MARGIN + i * (cell + GAP)
-        thumb = _fit(img.image, cell)
-        sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
-        blend = ""
-        if len(result.styles) > 1 and what != "content":
-            blend = " (weights per variant: style_blend)"
-        caption = _wrap(d, f"{what}: {_short_name(img.name)}{blend}", text_f, cell)[:2]
-        for k, line in enumerate(caption):
-            d.text((x, y + cell + 4 + k * line_h), line, font=text_f, fill=GREY)
+    d.text((MARGIN, MARGIN), title, font=fonts.title, fill=INK)
+    d.text((MARGIN, MARGIN + 30), subtitle, font=fonts.text, fill=GREY)
+    y = MARGIN + HEADER_H
+    _draw_inputs(sheet, d, inputs, y, cell, fonts, blended=len(result.styles) > 1)
     y += cell + in_label_h + GAP
     d.line([(MARGIN, y), (width - MARGIN, y)], fill=PLACEHOLDER, width=2)
     y += GAP
-
     for i, (v, rows) in enumerate(zip(variants, labels)):
         x = MARGIN + (i % cols) * (cell + GAP)
         top = y + (i // cols) * (cell + label_h + GAP)
-        if v.image is not None:
-            thumb = _fit(v.image, cell)
-            sheet.paste(thumb, (x + (cell - thumb.width) // 2, top + (cell - thumb.height) // 2))
-        else:
-            d.rectangle([x, top, x + cell - 1, top + cell - 1], fill=PLACEHOLDER)
-            d.text((x + cell // 2, top + cell // 2), v.status, font=name_f, fill=GREY, anchor="mm")
-        ty = top + cell + 4
-        name = _wrap(d, v.name, name_f, cell)[0]
-        d.text((x, ty), name, font=name_f, fill=INK)
-        ty += name_h
-        for text, font, colour in rows:
-            d.text((x, ty), text, font=font, fill=colour)
-            ty += line_h
+        _draw_variant(sheet, d, v, rows, x, top, cell, fonts)
     return sheet
+
+
+@dataclass(frozen=True)
+class _Fonts:
+    """The sheet's three fonts and the line heights that follow from them."""
+
+    title: Font
+    name: Font
+    text: Font
+    line_h: int  # a label line (text)
+    name_h: int  # a variant's name line
+
+
+def _fonts() -> _Fonts:
+    title_f, name_f, text_f = _font(22), _font(16), _font(13)
+    line_h = int(text_f.size * 1.35) if hasattr(text_f, "size") else 14
+    name_h = int(getattr(name_f, "size", 14) * 1.45)
+    return _Fonts(title_f, name_f, text_f, line_h, name_h)
+
+
+def _label_rows(draw: ImageDraw.ImageDraw, rec: VariantResult, base: dict, font: Font, width: int) -> list[Row]:
+    """The lines under a variant's picture: its changes, its note (three lines at most), its losses, its state."""
+    rows: list[Row] = []
+    for line in change_lines(rec, base):
+        rows += [(s, font, INK) for s in _wrap(draw, line, font, width)]
+    if rec.note:
+        rows += [(s, font, GREY) for s in _wrap(draw, rec.note, font, width)[:3]]
+    if loss_text(rec):
+        rows += [(s, font, INK) for s in _wrap(draw, loss_text(rec), font, width)]
+    colour = ACCENT if rec.status in ("diverged", "cancelled", "failed") else GREY
+    rows += [(s, font, colour) for s in _wrap(draw, state_text(rec), font, width)]
+    return rows
+
+
+def _inputs(result: SweepResult) -> list[tuple[str, LoadedImage]]:
+    """The first row's pictures, each with its caption's lead word: content, then the style(s)."""
+    several = len(result.styles) > 1
+    return [("content", result.content)] + [
+        (f"style {i + 1}" if several else "style", s) for i, s in enumerate(result.styles)]
+
+
+def _headings(result: SweepResult) -> tuple[str, str]:
+    """The sheet's title and the subtitle that sums up the base settings and the sweep's status."""
+    exp = result.experiment
+    c0 = exp.base
+    title = exp.title or f"impasto sweep: {exp.name}"
+    subtitle = (f"{len(result.variants)} variants · {c0.optimizer} lr {c0.lr:g} · {c0.steps} steps · {c0.size} px · "
+                f"{c0.loss_norm} losses · {result.status}")
+    return title, subtitle
+
+
+def _paste_centred(sheet: Image.Image, im: Image.Image, x: int, y: int, cell: int) -> None:
+    thumb = _fit(im, cell)
+    sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
+
+
+def _draw_inputs(sheet: Image.Image, draw: ImageDraw.ImageDraw, inputs: list[tuple[str, LoadedImage]], y: int,
+                 cell: int, fonts: _Fonts, *, blended: bool) -> None:
+    """The content and style pictures in one row, each captioned with its file name (two lines at most)."""
+    for i, (what, img) in enumerate(inputs):
+        x = MARGIN + i * (cell + GAP)
+        _paste_centred(sheet, img.image, x, y, cell)
+        blend = " (weights per variant: style_blend)" if blended and what != "content" else ""
+        caption = _wrap(draw, f"{what}: {_short_name(img.name)}{blend}", fonts.text, cell)[:2]
+        for k, line in enumerate(caption):
+            draw.text((x, y + cell + 4 + k * fonts.line_h), line, font=fonts.text, fill=GREY)
+
+
+def _draw_variant(sheet: Image.Image, draw: ImageDraw.ImageDraw, rec: VariantResult, rows: list[Row], x: int,
+                  top: int, cell: int, fonts: _Fonts) -> None:
+    """One variant's cell: its picture (or a grey square naming its status), its name, then its label rows."""
+    if rec.image is not None:
+        _paste_centred(sheet, rec.image, x, top, cell)
+    else:
+        draw.rectangle([x, top, x + cell - 1, top + cell - 1], fill=PLACEHOLDER)
+        draw.text((x + cell // 2, top + cell // 2), rec.status, font=fonts.name, fill=GREY, anchor="mm")
+    ty = top + cell + 4
+    draw.text((x, ty), _wrap(draw, rec.name, fonts.name, cell)[0], font=fonts.name, fill=INK)
+    ty += fonts.name_h
+    for text, font, colour in rows:
+        draw.text((x, ty), text, font=font, fill=colour)
+        ty += fonts.line_h
 
 
 def _short_name(name: str) -> str:

@@ -35,55 +35,14 @@ class LoadedImage:
 
 
 def _open(source: str | os.PathLike[str] | bytes, name: str, max_pixels: int) -> LoadedImage:
-    notes: list[str] = []
-    if isinstance(source, bytes):
-        if not source:
-            raise ImageError(f"{name}: no data (0 bytes)")
-        fp: Any = io.BytesIO(source)
-    else:
-        path = Path(source)
-        try:
-            if not path.exists():
-                raise ImageError(f"{name}: no such file; check the path")
-            if path.is_dir():
-                raise ImageError(f"{name}: is a directory, not an image file")
-            if path.stat().st_size == 0:
-                raise ImageError(f"{name}: the file is empty (0 bytes)")
-        except OSError as e:  # a name too long, a permission problem on the way to it
-            raise ImageError(f"{name}: cannot be read ({e.strerror or type(e).__name__})") from None
-        fp = path
+    fp = _readable(source, name)
     try:
         with warnings.catch_warnings():
             # Pillow's warnings about a user's file (corrupt EXIF, transparency in a palette, the size) are noise
             # here: what matters is raised, and caught below.
             warnings.simplefilter("ignore")
-            with _PIXEL_LIMIT_LOCK:
-                old = Image.MAX_IMAGE_PIXELS
-                Image.MAX_IMAGE_PIXELS = None  # our own limit below, with our own message
-                try:
-                    opened = Image.open(fp)
-                finally:
-                    Image.MAX_IMAGE_PIXELS = old
-            with opened as im:  # closes the file (a GIF keeps it open for its other frames)
-                w, h = im.size
-                if w * h > max_pixels:  # refused from the header alone, before a single pixel is decoded
-                    raise ImageError(
-                        f"{name}: declares {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,}; "
-                        "shrink it first or raise the limit with --max-pixels"
-                    )
-                if getattr(im, "is_animated", False) or getattr(im, "n_frames", 1) > 1:
-                    notes.append(f"{name}: has {im.n_frames} frames (animated or multi-page); using the first frame")
-                    im.seek(0)
-                im.load()
-                try:
-                    upright = ImageOps.exif_transpose(im)
-                except Exception:  # a damaged EXIF block should not cost the picture
-                    notes.append(f"{name}: its EXIF orientation could not be read; using the image as stored")
-                    upright = im
-                try:
-                    rgb = to_rgb(upright)
-                except ImageError as e:
-                    raise ImageError(f"{name}: {e}") from None
+            with _open_unlimited(fp) as im:  # closes the file (a GIF keeps it open for its other frames)
+                rgb, notes = _decode(im, name, max_pixels)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -96,6 +55,61 @@ def _open(source: str | os.PathLike[str] | bytes, name: str, max_pixels: int) ->
     if min(rgb.size) < MIN_SIDE:
         raise ImageError(f"{name}: {rgb.size[0]}x{rgb.size[1]} pixels is too small; use at least {MIN_SIDE} px a side")
     return LoadedImage(rgb, name, notes)
+
+
+def _readable(source: str | os.PathLike[str] | bytes, name: str) -> Any:
+    """Bytes as a file object, or a path checked to be a non-empty file; an ImageError naming the problem if not."""
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError(f"{name}: no data (0 bytes)")
+        return io.BytesIO(source)
+    path = Path(source)
+    try:
+        if not path.exists():
+            raise ImageError(f"{name}: no such file; check the path")
+        if path.is_dir():
+            raise ImageError(f"{name}: is a directory, not an image file")
+        if path.stat().st_size == 0:
+            raise ImageError(f"{name}: the file is empty (0 bytes)")
+    except OSError as e:  # a name too long, a permission problem on the way to it
+        raise ImageError(f"{name}: cannot be read ({e.strerror or type(e).__name__})") from None
+    return path
+
+
+def _open_unlimited(fp: Any) -> Image.Image:
+    """``Image.open`` (the header only) with Pillow's pixel limit lifted: ``_decode`` applies ours, with our message."""
+    with _PIXEL_LIMIT_LOCK:
+        old = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            return Image.open(fp)
+        finally:
+            Image.MAX_IMAGE_PIXELS = old
+
+
+def _decode(im: Image.Image, name: str, max_pixels: int) -> tuple[Image.Image, list[str]]:
+    """An opened image → its first frame, upright, in RGB, and notes on what was done to it."""
+    notes: list[str] = []
+    w, h = im.size
+    if w * h > max_pixels:  # refused from the header alone, before a single pixel is decoded
+        raise ImageError(
+            f"{name}: declares {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,}; "
+            "shrink it first or raise the limit with --max-pixels"
+        )
+    frames = getattr(im, "n_frames", 1)  # only multi-frame formats' plugins define it
+    if getattr(im, "is_animated", False) or frames > 1:
+        notes.append(f"{name}: has {frames} frames (animated or multi-page); using the first frame")
+        im.seek(0)
+    im.load()
+    try:
+        upright = ImageOps.exif_transpose(im)
+    except Exception:  # a damaged EXIF block should not cost the picture
+        notes.append(f"{name}: its EXIF orientation could not be read; using the image as stored")
+        upright = im
+    try:
+        return to_rgb(upright), notes
+    except ImageError as e:
+        raise ImageError(f"{name}: {e}") from None
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
