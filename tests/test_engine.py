@@ -1,9 +1,6 @@
-"""The optimisation loop, the schedule, colour control, batching, state and the package's layering."""
+"""The optimisation loop, the schedule, colour control, batching and state (the layering: tests/test_layering.py)."""
 
 from __future__ import annotations
-
-import ast
-from pathlib import Path
 
 import pytest
 import torch
@@ -203,18 +200,6 @@ def test_histogram_matching_gives_the_target_mean_and_covariance():
 def test_ycbcr_round_trip():
     x = torch.rand(2, 3, 5, 7)
     torch.testing.assert_close(colour.ycbcr_to_rgb(colour.rgb_to_ycbcr(x)), x, atol=1e-5, rtol=0)
-
-
-def test_core_imports_nothing_above_it():
-    core = Path(impasto.__file__).parent / "core"
-    for path in core.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                assert node.level <= 1, f"{path.name} imports from above core"
-                assert not (node.module or "").startswith("impasto") or (node.module or "").startswith("impasto.core")
-            if isinstance(node, ast.Import):
-                assert not any(a.name.startswith("impasto") and not a.name.startswith("impasto.core")
-                               for a in node.names), path.name
 
 
 def test_public_api_is_sorted_and_importable():
