@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
 import impasto.api
+import impasto.preflight
 import impasto.core.optimize
 import impasto.io.fetch
 from impasto.cli import main
@@ -560,7 +561,7 @@ def test_device_cuda_without_cuda(corpus, tmp_path, capsys):
 
 
 def test_memory_estimate_refuses_with_a_suggestion(corpus, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(impasto.api, "available_memory", lambda device: 2**30)
+    monkeypatch.setattr(impasto.preflight, "available_memory", lambda device: 2**30)
     monkeypatch.setattr(impasto.api, "load_vgg", _must_not_run)
     code, err = _run(["stylize", str(corpus / "content.png"), str(corpus / "style.png"), "-o",
                       str(tmp_path / "o.png"), *FAST, "--size", "1200", "--style-layers", "relu5_1"], capsys)
