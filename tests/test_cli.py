@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
+import sys
 
+import pytest
 from PIL import Image
 
-from impasto.cli import main
+from impasto.cli import build_parser, default_output, main
+from impasto.config import FIELD_NAMES, PRESET_NOTES, PRESETS, StyleConfig, field_docs
+from impasto.errors import OutputError
+from impasto.flags import FIELD_GROUPS, GROUPS, config_flags, config_from_args
 from impasto.io.recipe import read_recipe
 
 TINY = ["--size", "32", "--start-size", "none", "--steps", "3", "-q"]
@@ -76,8 +83,6 @@ def test_usage_errors_exit_2_with_one_line(image_files, tmp_path, capsys):
 
 
 def test_argparse_errors_are_one_line(capsys):
-    import pytest
-
     with pytest.raises(SystemExit) as e:
         main(["stylize", "only-content.png"])
     assert e.value.code == 2
@@ -97,3 +102,160 @@ def test_demo_runs_offline(tmp_path):
     for name in ("demo_content.png", "demo_style.png", "demo_result.png"):
         assert (tmp_path / "d" / name).stat().st_size > 0
     assert read_recipe(tmp_path / "d" / "demo_result.png")["status"] == "done"
+
+
+# -- help, start-up, presets, layers, recipe, default names (issue #14) ------------------------------------------
+def stylize_help(capsys) -> str:
+    with pytest.raises(SystemExit) as e:
+        main(["stylize", "--help"])
+    assert e.value.code == 0
+    return capsys.readouterr().out
+
+
+def help_sections(text: str) -> dict[str, str]:
+    """--help's groups: title → its lines (a title is an unindented line ending in ':')."""
+    sections: dict[str, str] = {}
+    title = None
+    for line in text.splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            title = line[:-1]
+            sections[title] = ""
+        elif title is not None:
+            sections[title] += line + "\n"
+    return sections
+
+
+def test_every_field_is_in_a_help_group():
+    assert sorted(FIELD_GROUPS) == sorted(FIELD_NAMES), "add the new StyleConfig field to flags.FIELD_GROUPS"
+    assert set(FIELD_GROUPS.values()) <= set(GROUPS)
+
+
+def test_stylize_help_is_grouped_with_choices_flags_and_readable_defaults(capsys):
+    text = stylize_help(capsys)
+    sections = help_sections(text)
+    titles = [t for t in sections if t in GROUPS.values()]
+    assert titles == list(GROUPS.values())  # every group, common settings first
+    assert list(sections).index(GROUPS["common"]) < list(sections).index("examples")
+    docs = field_docs()
+    for name, group in FIELD_GROUPS.items():
+        flag = "--" + name.replace("_", "-")
+        assert f"  {flag} " in sections[GROUPS[group]] or f"  {flag}," in sections[GROUPS[group]], (name, group)
+        if name != "preset":  # each flag's help is its field's docstring
+            assert " ".join(docs[name].replace("``", "").split()[:2]) in " ".join(sections[GROUPS[group]].split())
+    common = sections[GROUPS["common"]]
+    assert common.index("--output") < common.index("--preset") < common.index("--size") < common.index("--seed")
+    assert "--optimizer {adam,lbfgs}" in text and "--preserve-color {none,luminance,histogram}" in text
+    assert "[default: √2 ≈ 1.414]" in text and "1.4142135623730951" not in text
+    assert "``" not in text and "None" not in text
+    assert "--checkpoint, --no-checkpoint" in text and "CHECKPOINT" not in text
+    assert "usage: impasto stylize CONTENT STYLE [STYLE ...] [-o OUTPUT]" in text
+
+
+def test_boolean_settings_are_flags():
+    parse = build_parser().parse_args
+    assert parse(["stylize", "c.png", "s.png"]).checkpoint is None  # not given: the preset's or the default
+    assert config_from_args(parse(["stylize", "c.png", "s.png", "--checkpoint"])).checkpoint is True
+    assert parse(["stylize", "c.png", "s.png", "--no-checkpoint"]).checkpoint is False
+
+
+def test_help_and_usage_errors_do_not_import_torch(tmp_path):
+    """Counted, not timed: what `impasto …` has imported when it is done parsing (a subprocess, a fresh interpreter)."""
+    probe = ("import sys, impasto.cli\n"
+             "try:\n    code = impasto.cli.main(sys.argv[1:])\n"
+             "except SystemExit as e:\n    code = e.code\n"
+             "print('exit', code, 'torch' in sys.modules, file=sys.stderr)\n")
+    existing = tmp_path / "taken.png"
+    existing.write_bytes(b"")
+    for argv, code in [(["--help"], 0), (["stylize", "--help"], 0), (["stylize"], 2), (["sweep", "--help"], 0),
+                       (["stylize", "c.png", "s.png", "--steps", "-3"], 2),
+                       (["stylize", "c.png", "s.png", "--optimizer", "adm"], 2),
+                       (["stylize", "c.png", "s.png", "-o", str(existing)], 2), (["presets"], 0)]:
+        run = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=60)
+        assert run.stderr.splitlines()[-1] == f"exit {code} False", (argv, run.stderr)
+
+
+def test_the_package_loads_its_public_names_on_first_use():
+    code = ("import sys, impasto\n"
+            "assert 'torch' not in sys.modules and 'stylize' in dir(impasto) and 'sweep' in dir(impasto)\n"
+            "from impasto import StyleConfig, ConfigError\n"
+            "assert 'torch' not in sys.modules\n"
+            "from impasto import stylize\n"
+            "assert 'torch' in sys.modules and stylize is impasto.api.stylize\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+
+
+def test_usage_errors_name_the_program(capsys):
+    for argv, see in [(["stylize"], "(see impasto stylize --help)"), (["nope"], "(see impasto --help)")]:
+        with pytest.raises(SystemExit):
+            main(argv)
+        err = capsys.readouterr().err
+        assert err.endswith(see + "\n") and "impasto impasto" not in err
+
+
+def test_presets_are_a_readable_table(capsys):
+    assert sorted(PRESET_NOTES) == sorted(PRESETS)  # a new preset needs its one line
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for name in PRESETS:
+        assert f"{name}  " in out and PRESET_NOTES[name] in out
+    assert "--style-weight 1e+06" in out and "--optimizer lbfgs" in out
+    assert "(" not in out.replace("(impasto's defaults)", "") and max(map(len, out.splitlines())) <= 120
+
+
+def test_layers_marks_the_defaults(capsys):
+    assert main(["layers", "--size", "64"]) == 0
+    lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines() if line[:5].strip().isdigit()}
+    assert lines["relu4_2"].endswith("content") and lines["relu1_1"].endswith("style")
+    assert not lines["conv4_2"].endswith(("content", "style"))
+
+
+def test_config_flags_round_trip_every_field():
+    cfg = StyleConfig(
+        size=300, shape=(40, 50), start_size=None, scale_factor=1.5, steps=7, first_steps=9, scale_steps=(5, 4),
+        optimizer="lbfgs", lr=0.5, content_weight=2, style_weight=3.5e6, tv_weight=1e-3,
+        content_layers=("relu3_1", "relu4_2"), style_layers=(("relu1_1", 0.5), ("conv2_1", 2.0)),
+        style_blend=(0.3, 0.7), style_scale=0.5, init="noise", seed=7, device="cpu", weights="torchvision",
+        pooling="avg", loss_norm="classic", style_loss="gram", param="normalized", ema=0.99, tol=1e-3,
+        preserve_color="luminance", tile_size=64, precision="fp32", checkpoint=True, save_every=3, max_pixels=1000)
+    words = config_flags(cfg.to_dict())
+    differing = [n for n in FIELD_NAMES if n not in ("preset", "device", "style_loss")]
+    assert sorted(w[2:].replace("-", "_") for w in words if w.startswith("--")) == sorted(differing)
+    args = build_parser().parse_args(["stylize", "c.png", "s.png", *words])
+    assert config_from_args(args).replace(device="cpu") == cfg
+    off = config_flags(StyleConfig().to_dict(), cfg)
+    assert "--no-checkpoint" in off and "--start-size" in off and "False" not in off
+
+
+def test_recipe_prints_a_command_that_runs_as_is(image_files, tmp_path, capsys):
+    content = tmp_path / "my photo.png"  # a space: the command is shell-quoted
+    image_files["content"].rename(content)
+    out = tmp_path / "first.png"
+    assert main(["stylize", str(content), str(image_files["style"]), "-o", str(out), *TINY, "--checkpoint",
+                 "--style-layers", "relu1_1:1,relu2_1:0.5", "--seed", "3", "--preset", "gatys-adam"]) == 0
+    capsys.readouterr()
+    assert main(["recipe", str(out)]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("to repeat: impasto stylize ")
+    words = shlex.split(line.removeprefix("to repeat: "))
+    assert words[2:4] == [str(content), str(image_files["style"])] and "--checkpoint" in words
+    assert "--preset" in words and "False" not in words and "True" not in words and "-o" not in words
+    assert "--optimizer" not in words  # the preset's already: only what differs
+    assert main(words[1:]) == 0  # as is: no -o, so the default name beside the content
+    again = tmp_path / f"my photo-{image_files['style'].stem}.png"
+    first, second = read_recipe(out)["config"], read_recipe(again)["config"]
+    assert first == second
+
+
+def test_default_output_beside_the_content_never_overwrites(tmp_path):
+    c, s1, s2 = str(tmp_path / "photo.jpg"), "styles/starry.jpg", "https://example.org/art/the%20scream.png?x=1"
+    assert default_output(c, [s1]) == tmp_path / "photo-starry.png"
+    assert default_output(c, [s1, s2]) == tmp_path / "photo-starry+the_scream.png"
+    assert default_output("https://example.org/p/cat.jpg", [s1]).as_posix() == "cat-starry.png"  # a URL: here
+    (tmp_path / "photo-starry.png").write_bytes(b"")
+    assert default_output(c, [s1]) == tmp_path / "photo-starry-2.png"
+    (tmp_path / "photo-starry-2.png.ckpt").write_bytes(b"")  # an interrupted run's name is taken too
+    assert default_output(c, [s1]) == tmp_path / "photo-starry-3.png"
+    assert default_output(c, [s1], resume=True) == tmp_path / "photo-starry-2.png"  # --resume finds it
+    with pytest.raises(OutputError, match="nothing to resume"):
+        default_output(c, ["other.jpg"], resume=True)

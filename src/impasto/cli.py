@@ -1,4 +1,6 @@
-"""The ``impasto`` command: argv → StyleConfig → api → exit code. Flags are generated from the config's fields.
+"""The ``impasto`` command: argv → StyleConfig → api → exit code. Flags and their grouped help are generated from
+the config's fields. Nothing imports torch before a command starts working, so ``--help`` and usage errors are quick
+(a test counts the modules).
 
 Exit codes: 0 done, 1 a failed run (diverged, a bug), 2 bad input or usage, 130 interrupted (image and checkpoint
 saved; continue with ``--resume``).
@@ -7,71 +9,76 @@ saved; continue with ``--resume``).
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import itertools
 import json
 import os
+import re
+import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from types import ModuleType
 from typing import Any, NoReturn
+from urllib.parse import unquote, urlparse
 
 from . import __version__
-from .config import FIELD_NAMES, PRESETS, StyleConfig, field_docs, from_dict, from_toml
-from .errors import ImpastoError
+from .config import PRESET_NOTES, PRESETS, StyleConfig, preset
+from .errors import ImpastoError, OutputError
+from .flags import add_config_flags, config_flags, config_from_args, config_groups, number
 
 EXAMPLES = """examples:
   impasto demo                                        paint the built-in sample scene (offline)
-  impasto stylize photo.jpg starry.jpg -o out.png     the default fast recipe
+  impasto stylize photo.jpg starry.jpg                the default recipe → photo-starry.png beside photo.jpg
   impasto stylize photo.jpg a.jpg b.jpg --style-blend 0.2,0.8 -o blend.png
   impasto stylize photo.jpg starry.jpg --preset gatys-adam -o classic.png
-  impasto stylize photo.jpg starry.jpg --style-weight 30 --preserve-color luminance -o out.png
+  impasto stylize photo.jpg starry.jpg --style-weight 30 --preserve-color luminance
   impasto layers --size 512                           layer names and their shapes
-  impasto recipe out.png                              the settings a PNG was made with
+  impasto recipe out.png                              the settings a PNG was made with, as a command
   impasto sweep examples/report.toml --content photo.jpg --style starry.jpg scream.jpg -o study/
   impasto serve                                       the web UI on http://127.0.0.1:8000
 """
 
-# Fields that are not flags of their own or are spelled differently on the command line.
-_SKIP = {"preset"}
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage and two lines)
-        self.exit(2, f"impasto: error: {message} (see impasto {self.prog.split()[-1]} --help)\n")
+        self.exit(2, f"impasto: error: {message} (see {self.prog} --help)\n")
 
 
-def add_config_flags(p: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per StyleConfig field, defaulting to None (= not given)."""
-    docs = field_docs()
-    defaults = StyleConfig()
-    g = p.add_argument_group("settings (default: the preset's, else impasto's)")
-    g.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe (see 'impasto presets')")
-    g.add_argument("--config", metavar="FILE.toml", help="settings from a TOML file (flags override it)")
-    for name in FIELD_NAMES:
-        if name in _SKIP:
-            continue
-        default = getattr(defaults, name)
-        if name == "style_layers":
-            shown = ",".join(f"{n}:{w:g}" for n, w in default)
-        elif isinstance(default, tuple):
-            shown = ",".join(map(str, default))
-        else:
-            shown = default
-        g.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, metavar=name.upper(),
-                       help=f"{docs.get(name, '')} [default: {shown}]".replace("%", "%%"))
+def _stem(source: str) -> str:
+    """The name part of a path or URL, safe in a file name: photo.jpg → photo; https://x.org/a%20b.jpg → a_b."""
+    from .io.fetch import is_url
+
+    text = str(source)
+    if is_url(text):
+        url = urlparse(text)
+        text = PurePosixPath(unquote(url.path)).stem or url.hostname or "image"
+        return re.sub(r"[^\w.+-]+", "_", text).strip("._") or "image"
+    return Path(text).stem or "image"
 
 
-def config_from_args(args: argparse.Namespace) -> StyleConfig:
-    base = None
-    if getattr(args, "config", None):
-        base = from_toml(args.config)
-    given = {name: getattr(args, name) for name in FIELD_NAMES if getattr(args, name, None) is not None}
-    if given.get("preset") is None and getattr(args, "preset", None):
-        given["preset"] = args.preset
-    if base is not None:
-        return base.replace(**given) if given else base
-    return from_dict(given)
+def default_output(content: str, styles: Sequence[str], *, resume: bool = False) -> Path:
+    """``<content>-<style>[+<style>…].png`` beside the content (for a URL, in the current folder), numbered -2, -3, …
+    rather than overwriting anything. With ``resume``: the last of those names that has a checkpoint beside it."""
+    from .io.fetch import is_url
+
+    folder = Path() if is_url(str(content)) else Path(content).parent
+    stem = f"{_stem(content)}-{'+'.join(_stem(s) for s in styles)}"[:200]
+
+    def names() -> Iterator[Path]:
+        for n in itertools.count(1):
+            yield folder / (f"{stem}.png" if n == 1 else f"{stem}-{n}.png")
+
+    def taken(p: Path) -> bool:
+        return p.exists() or p.is_symlink() or p.with_name(p.name + ".ckpt").exists()
+
+    if not resume:
+        return next(p for p in names() if not taken(p))
+    with_ckpt = [p for p in itertools.takewhile(taken, names()) if p.with_name(p.name + ".ckpt").exists()]
+    if not with_ckpt:
+        raise OutputError(f"nothing to resume: no {folder / stem}.png.ckpt; give the interrupted run's -o OUTPUT")
+    return with_ckpt[-1]
 
 
 def install_stop(stop: Any) -> Callable[[], None]:
@@ -98,11 +105,15 @@ def install_stop(stop: Any) -> Callable[[], None]:
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
-    from .api import StopToken, resume_state, save_run_checkpoint, stylize
     from .io.files import check_output
 
-    cfg = config_from_args(args)
-    out = check_output(args.output, force=args.force or args.resume)  # before any work, and before naming OUT.ckpt
+    cfg = config_from_args(args)  # a bad setting is a usage error, found before torch is imported
+    if args.output is None:  # a new name beside the content: never overwrites, so --force changes nothing
+        out = check_output(default_output(args.content, args.styles, resume=args.resume), force=args.resume)
+    else:
+        out = check_output(args.output, force=args.force or args.resume)  # before any work, and before OUT.ckpt
+    from .api import StopToken, resume_state, save_run_checkpoint, stylize
+
     ckpt = out.with_name(out.name + ".ckpt")
     state = resume_state(ckpt, cfg, args.content, args.styles) if args.resume else None
     stop = StopToken()
@@ -125,7 +136,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     if ckpt.exists():
         ckpt.unlink()
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
-    if not args.quiet:
+    if not args.quiet or args.output is None:  # a name chosen here is always said
         print(f"impasto: wrote {out} ({result.image.width}x{result.image.height}, {result.elapsed:.1f} s; {losses})",
               file=sys.stderr)
     return 0
@@ -136,11 +147,33 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
     h, w = (args.size, args.size) if not args.shape else tuple(int(v) for v in args.shape.lower().split("x"))
     shapes = layer_shapes(h, w)  # shapes only: no weights needed
-    print(f"{'index':>5}  {'layer':<8} {'channels x height x width':<26} floats")
+    defaults = StyleConfig()
+    marks = {name: "content" for name in defaults.content_layers}
+    for name, weight in defaults.style_layers:
+        mark = "style" if weight == 1 else f"style ×{number(weight)}"
+        marks[name] = f"{marks[name]}, {mark}" if name in marks else mark
+    print(f"{'index':>5}  {'layer':<8} {'channels x height x width':<26} {'floats':>12}  default")
     for i, name in enumerate(LAYER_NAMES):
         c, hh, ww = shapes[name]
-        print(f"{i:>5}  {name:<8} {f'{c} x {hh} x {ww}':<26} {c * hh * ww:,}")
+        print(f"{i:>5}  {name:<8} {f'{c} x {hh} x {ww}':<26} {c * hh * ww:>12,}  {marks.get(name, '')}".rstrip())
+    print("default: impasto's content and style layers; --content-layers and --style-layers choose others")
     return 0
+
+
+def repeat_command(recipe: Mapping[str, Any]) -> str:
+    """``impasto stylize …`` that repeats a recipe's run: its inputs, its preset and the settings that differ."""
+    inputs = recipe.get("inputs") or {}
+    names = [inputs.get("content") or "CONTENT", *(inputs.get("styles") or ["STYLE"])]
+    # Images handed over in memory (a PIL image, an upload) have no file name: a placeholder says which is which.
+    words = ["impasto", "stylize"] + [
+        n if not str(n).startswith("<") else ("CONTENT" if i == 0 else f"STYLE{i}") for i, n in enumerate(names)]
+    cfg = recipe.get("config") or {}
+    name = cfg.get("preset")
+    base = None
+    if name in PRESETS:
+        words += ["--preset", name]
+        base = preset(name)
+    return shlex.join(words + config_flags(cfg, base))
 
 
 def cmd_recipe(args: argparse.Namespace) -> int:
@@ -159,24 +192,31 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     print("config:")
     for k in sorted(cfg):
         print(f"  {k} = {json.dumps(cfg[k])}")
-    flags = " ".join(f"--{k.replace('_', '-')} {_flag_value(v)}" for k, v in cfg.items()
-                     if k in FIELD_NAMES and k not in ("preset", "device") and v is not None)
-    print(f"to repeat: impasto stylize CONTENT STYLE -o OUT {flags}")
+    print(f"to repeat: {repeat_command(data)}")
     return 0
 
 
-def _flag_value(v: Any) -> str:
-    if isinstance(v, dict):
-        return ",".join(f"{k}:{w:g}" for k, w in v.items())
-    if isinstance(v, list):
-        return ",".join(map(str, v)) if len(v) != 2 or not all(isinstance(x, int) for x in v) else f"{v[0]}x{v[1]}"
-    return str(v)
+def _wrap(units: Sequence[str], width: int, indent: str) -> list[str]:
+    """Lines of at most ``width`` characters, never breaking inside a unit (a flag and its value)."""
+    lines = [indent]
+    for u in units:
+        if len(lines[-1]) > len(indent) and len(lines[-1]) + 1 + len(u) > width:
+            lines.append(indent)
+        lines[-1] += ("" if lines[-1] == indent else " ") + u
+    return lines
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    for name, values in PRESETS.items():
-        desc = ", ".join(f"{k}={v}" for k, v in values.items()) or "impasto's defaults"
-        print(f"{name}: {desc}")
+    width = max(map(len, PRESETS)) + 2
+    print(f"{'preset':<{width}}what it is for, and the flags it amounts to")
+    for name in PRESETS:
+        print(f"{name:<{width}}{PRESET_NOTES.get(name, '')}")
+        words = config_flags(preset(name).to_dict())
+        units = [f"{a} {b}" if not b.startswith("--") else a for a, b in zip(words, [*words[1:], "--"])
+                 if a.startswith("--")]
+        for line in _wrap(units or ["(impasto's defaults)"], 116, " " * width):
+            print(line)
+    print("use one with --preset NAME; flags given with it override its settings")
     return 0
 
 
@@ -189,15 +229,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     folder = Path(args.output)
     folder.mkdir(parents=True, exist_ok=True)
     result_path = check_output(folder / "demo_result.png", force=True)
-    content, style = sample_content(), sample_style()  # 384x288 and 384x384, painted procedurally
-    save_image(content, folder / "demo_content.png")
-    save_image(style, folder / "demo_style.png")
+    content, style = folder / "demo_content.png", folder / "demo_style.png"
+    save_image(sample_content(), content)  # 384x288, painted procedurally
+    save_image(sample_style(), style)  # 384x384
     t0 = time.perf_counter()
     overrides = {k: v for k, v in (("size", args.size), ("steps", args.steps), ("device", args.device)) if v}
-    stylize(content, style, progress=True, output=result_path, **overrides)
-    print(f"impasto: painted {folder / 'demo_content.png'} in the manner of {folder / 'demo_style.png'} → "
-          f"{result_path} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    # The saved files, not the images in memory: the result's recipe then names them ('impasto recipe' repeats it).
+    stylize(str(content), str(style), progress=True, output=result_path, **overrides)
+    print(f"impasto: painted {content} in the manner of {style} → {result_path} "
+          f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     return 0
+
+
+def _front_end(package: str) -> ModuleType | None:
+    """``impasto.<package>.cli``, which registers the package's commands, or None when the package is absent.
+
+    Read alone when its package is not imported yet: impasto.experiments imports its runner, and so torch, on
+    import, while its cli module imports nothing heavy (its commands import the package when they run). This keeps
+    ``impasto --help`` and usage errors free of torch.
+    """
+    name = f"impasto.{package}.cli"
+    if name in sys.modules or f"impasto.{package}" in sys.modules:
+        return importlib.import_module(name)
+    path = Path(__file__).parent / package / "cli.py"
+    spec = importlib.util.spec_from_file_location(name, path) if path.is_file() else None
+    if spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)  # not put in sys.modules: a later import loads it properly
+    spec.loader.exec_module(module)
+    return module
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -207,45 +267,47 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("stylize", help="paint a content image in the manner of style images", epilog=EXAMPLES,
+                       usage="%(prog)s CONTENT STYLE [STYLE ...] [-o OUTPUT] [settings]", add_help=False,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("content", help="content image: path or http(s) URL")
-    p.add_argument("styles", nargs="+", metavar="style", help="one or more style images")
-    p.add_argument("-o", "--output", required=True, help="output image (.png with its recipe, or .jpg)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT.ckpt")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    add_config_flags(p)
+    p.add_argument("content", metavar="CONTENT", help="content image: path or http(s) URL")
+    p.add_argument("styles", nargs="+", metavar="STYLE", help="one or more style images: paths or URLs")
+    groups = config_groups(p)
+    groups["common"].add_argument(
+        "-o", "--output", help="output image: .png (its recipe inside) or .jpg [default: CONTENT-STYLE.png beside "
+        "the content (STYLE1+STYLE2 for two), numbered -2, -3, … rather than overwrite]")
+    run = groups["run"]
+    run.add_argument("--force", action="store_true", help="overwrite an existing -o OUTPUT")
+    run.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT.ckpt")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.add_argument("-h", "--help", action="help", help="show this help and exit")
+    add_config_flags(groups)
     p.set_defaults(func=cmd_stylize)
 
-    p = sub.add_parser("layers", help="VGG19's layer names and their shapes for an image size")
+    p = sub.add_parser("layers", help="VGG19's layer names and shapes for an image size, the defaults marked")
     p.add_argument("--size", type=int, default=512, help="square input size [default: 512]")
     p.add_argument("--shape", help="HEIGHTxWIDTH instead of a square")
     p.set_defaults(func=cmd_layers)
 
-    p = sub.add_parser("recipe", help="print the settings stored in a PNG made by impasto")
+    p = sub.add_parser("recipe", help="the settings stored in an impasto PNG, and a command that repeats the run")
     p.add_argument("image")
     p.add_argument("--json", action="store_true", help="the raw JSON")
     p.set_defaults(func=cmd_recipe)
 
-    p = sub.add_parser("presets", help="list the named presets")
+    p = sub.add_parser("presets", help="list the named presets: what each is for and what it sets")
     p.set_defaults(func=cmd_presets)
 
     p = sub.add_parser("demo", help="stylize built-in sample images (offline, bundled weights)")
     p.add_argument("-o", "--output", default="impasto-demo", help="folder for the images [default: impasto-demo]")
     p.add_argument("--size", type=int, default=320, help="long side of the result [default: 320]")
     p.add_argument("--steps", type=int, default=60, help="iterations per scale, twice that at the first "
-                   "[default: 60; about two minutes on a 2-core CPU]")
+                   "[default: 60]")
     p.add_argument("--device", help="auto, cpu, cuda, mps [default: auto]")
     p.set_defaults(func=cmd_demo)
 
-    for module in ("experiments.cli", "web.cli"):  # front ends that register their own commands
-        try:
-            mod = __import__(f"impasto.{module}", fromlist=["add_parser"])
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith("impasto"):
-                continue
-            raise
-        mod.add_parser(sub)
+    for package in ("experiments", "web"):  # front ends that register their own commands
+        module = _front_end(package)
+        if module is not None:
+            module.add_parser(sub)
     return parser
 
 

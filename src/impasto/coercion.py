@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, get_origin
 
-from .core.vgg import resolve_layer
+from .core.layers import resolve_layer
 from .errors import ConfigError
 
 

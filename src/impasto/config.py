@@ -190,6 +190,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+# What each preset is for, in one line ('impasto presets'; a test checks that every preset has one).
+PRESET_NOTES: dict[str, str] = {
+    "default": "impasto's fast recipe: coarse to fine from 128 px, Adam on pixels, relative losses",
+    "preview": "a quick look at 256 px with fewer steps, to try settings before a full run",
+    "gatys-adam": "the classic PyTorch exercise as the report ran it: one scale, 2000 Adam steps, classic losses",
+    "gatys-lbfgs": "jcjohnson/neural-style's defaults: one scale, 1000 L-BFGS steps from Gaussian noise",
+}
+
 
 def suggest(word: str, choices: Any) -> str:
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)

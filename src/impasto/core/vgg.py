@@ -8,45 +8,15 @@ an activation stored as ``conv4_2`` really is the convolution's output (the clas
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
 
-# Convolutions per block, as in Simonyan & Zisserman's configuration E.
-_BLOCKS = (2, 2, 4, 4, 4)
-_CHANNELS = (64, 128, 256, 512, 512)
+# The names live in layers.py (no torch: configs and the CLI check them); importing them from here still works.
+from .layers import BLOCKS, CHANNELS, CONV_NAMES, LAYER_INDEX, LAYER_NAMES, resolve_layer
 
-
-def _layer_names() -> tuple[str, ...]:
-    names: list[str] = []
-    for block, n in enumerate(_BLOCKS, start=1):
-        for i in range(1, n + 1):
-            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
-        names.append(f"pool{block}")
-    return tuple(names)
-
-
-LAYER_NAMES: tuple[str, ...] = _layer_names()  # 37 names, index = torchvision's index
-LAYER_INDEX: dict[str, int] = {name: i for i, name in enumerate(LAYER_NAMES)}
-CONV_NAMES: tuple[str, ...] = tuple(n for n in LAYER_NAMES if n.startswith("conv"))
-
-
-def resolve_layer(name: str | int) -> str:
-    """A layer name from a name or torchvision index ("21" → conv4_2); unknown names raise with a suggestion."""
-    text = str(name).strip()
-    if text.isdigit():
-        idx = int(text)
-        if 0 <= idx < len(LAYER_NAMES):
-            return LAYER_NAMES[idx]
-        raise ValueError(f"layer index {idx} is out of range: VGG19 has indices 0..{len(LAYER_NAMES) - 1}")
-    key = text.lower()
-    if key in LAYER_INDEX:
-        return key
-    close = difflib.get_close_matches(key, LAYER_NAMES, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    raise ValueError(f"unknown layer {text!r}{hint}; valid layers: {', '.join(LAYER_NAMES)}")
+__all__ = ["CONV_NAMES", "LAYER_INDEX", "LAYER_NAMES", "VGG19", "resolve_layer"]
 
 
 class VGG19(nn.Module):
@@ -64,7 +34,7 @@ class VGG19(nn.Module):
         self.pooling = pooling
         modules: list[nn.Module] = []
         in_ch = 3
-        for n, ch in zip(_BLOCKS, _CHANNELS):
+        for n, ch in zip(BLOCKS, CHANNELS):
             for _ in range(n):
                 modules += [nn.Conv2d(in_ch, ch, kernel_size=3, padding=1), nn.ReLU(inplace=False)]
                 in_ch = ch
@@ -135,7 +105,7 @@ class VGG19(nn.Module):
             h, w = height, width
             for _ in range(int(name[4]) - (0 if name.startswith("pool") else 1)):
                 h, w = h // 2, w // 2
-            result[name] = (_CHANNELS[int(name[4]) - 1], h, w)
+            result[name] = (CHANNELS[int(name[4]) - 1], h, w)
         return result
 
 
