@@ -112,21 +112,21 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         out = check_output(default_output(args.content, args.styles, resume=args.resume), force=args.resume)
     else:
         out = check_output(args.output, force=args.force or args.resume)  # before any work, and before OUT.ckpt
-    from .api import StopToken, resume_state, save_run_checkpoint, stylize
+    from .api import StopToken, resume_state, stylize
 
     ckpt = out.with_name(out.name + ".ckpt")
     state = resume_state(ckpt, cfg, args.content, args.styles) if args.resume else None
     stop = StopToken()
     restore = install_stop(stop)
     try:
+        # A stopped run writes OUT.ckpt before the image: a disk that fills up after it leaves the run resumable.
         result = stylize(args.content, args.styles, cfg, stop=stop, state=state, progress=not args.quiet,
-                         output=out, force=True)
+                         output=out, force=True, checkpoint=ckpt)
     finally:
         restore()
     for note in result.recipe.get("notes", []):
         print(f"impasto: note: {note}", file=sys.stderr)
     if result.status == "cancelled":
-        save_run_checkpoint(ckpt, result)
         print(f"impasto: {result.message}; saved {out} and {ckpt}; continue with the same command and --resume",
               file=sys.stderr)
         return 130
@@ -177,12 +177,13 @@ def repeat_command(recipe: Mapping[str, Any]) -> str:
 
 
 def cmd_recipe(args: argparse.Namespace) -> int:
-    from .io.recipe import read_recipe
+    from .io.recipe import for_terminal, read_recipe
 
     data = read_recipe(args.image)
     if args.json:
-        print(json.dumps(data, indent=2, sort_keys=True))
+        print(json.dumps(data, indent=2, sort_keys=True))  # JSON escapes control characters itself
         return 0
+    data = for_terminal(data)  # the file may come from anyone: no escape sequence reaches the terminal
     cfg = data.get("config", {})
     print(f"impasto {data.get('impasto')}  status {data.get('status')}  device {data.get('device')}  "
           f"{data.get('elapsed_s')} s  {data.get('steps_done')} steps")
@@ -243,21 +244,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _front_end(package: str) -> ModuleType | None:
     """``impasto.<package>.cli``, which registers the package's commands, or None when the package is absent.
-
-    Read alone when its package is not imported yet: impasto.experiments imports its runner, and so torch, on
-    import, while its cli module imports nothing heavy (its commands import the package when they run). This keeps
-    ``impasto --help`` and usage errors free of torch.
-    """
-    name = f"impasto.{package}.cli"
-    if name in sys.modules or f"impasto.{package}" in sys.modules:
-        return importlib.import_module(name)
-    path = Path(__file__).parent / package / "cli.py"
-    spec = importlib.util.spec_from_file_location(name, path) if path.is_file() else None
-    if spec is None or spec.loader is None:
+    These modules import nothing heavy (their packages load lazily; their commands import the engine when they
+    run), which keeps ``impasto --help`` and usage errors free of torch (tests/test_cli.py checks it)."""
+    try:
+        return importlib.import_module(f"impasto.{package}.cli")
+    except ModuleNotFoundError as e:
+        if e.name not in (f"impasto.{package}", f"impasto.{package}.cli"):
+            raise
         return None
-    module = importlib.util.module_from_spec(spec)  # not put in sys.modules: a later import loads it properly
-    spec.loader.exec_module(module)
-    return module
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -312,6 +306,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .io.streams import guard_std_streams  # stderr full or closed: never what stops a run
+
+    restore = guard_std_streams()
+    try:
+        code = _main(argv)
+        try:
+            sys.stdout.flush()  # what a command printed (``impasto recipe``) fails here on a full disk
+        except ImpastoError as e:
+            print(f"impasto: error: {e}", file=sys.stderr)
+            code = code or e.exit_code
+        return code
+    finally:
+        restore()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -320,7 +330,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ImpastoError as e:
-        print(f"impasto: error: {e}", file=sys.stderr)
+        from .io.files import printable  # a file name or a file's words may hold escape sequences or newlines
+
+        print(f"impasto: error: {printable(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("impasto: interrupted", file=sys.stderr)
