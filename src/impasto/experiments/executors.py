@@ -49,6 +49,7 @@ class BatchOutcome:
     results: list[Result]  # one per variant, in the batch's order
     peak_memory: int | None = None  # bytes, for the whole batch
     memory_kind: str = ""  # "GPU allocated" or "process RSS"
+    error: str = ""  # the batch could not be run (a remote worker lost every try): no results, its variants failed
 
 
 class Executor(Protocol):

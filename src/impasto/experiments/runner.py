@@ -145,7 +145,7 @@ def _reuse(folder: RunFolder, rec: VariantResult, force: bool, content: LoadedIm
         rec.skipped = True
         return None
     ckpt = folder.checkpoint(rec.slug)
-    if saved.get("status") == "cancelled" and ckpt.is_file():
+    if saved.get("status") in ("cancelled", "failed") and ckpt.is_file():
         try:
             st = resume_state(ckpt, rec.config, content, styles)
         except ConfigError:
@@ -224,6 +224,13 @@ class _Run:
     def file(self, outcome: BatchOutcome) -> None:
         """Record a batch's results on disk and in the records."""
         batch, results = outcome.batch, outcome.results
+        if outcome.error:  # nothing came back (a remote worker was lost on every try): its variants failed
+            for name in batch.names:
+                v = self.by_name[name]
+                self.live.pop(name, None)
+                v.status, v.message = "failed", outcome.error
+                self.folder.save_record(v)  # a checkpoint an earlier session wrote stays: a rerun continues it
+            return
         # The engine checks each run of a batch for NaN/Inf on its own: a diverged variant stands still at its last
         # finite image while its batch-mates go on, so nothing needs to run again.
         for i, (name, r) in enumerate(zip(batch.names, results)):

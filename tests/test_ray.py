@@ -1,0 +1,133 @@
+"""The Ray executor on a local Ray instance (started once for the module): the same pictures as the local executor,
+a stop that keeps checkpoints, a worker killed mid-batch (retried once elsewhere, then marked failed), batch jobs."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import impasto
+from impasto.samples import sample_content, sample_style
+
+if importlib.util.find_spec("ray") is None:  # CI installs it with impasto[all]; a platform without wheels skips
+    pytest.skip("ray is not installed (pip install 'impasto[ray]'); it has no wheels for some platforms",
+                allow_module_level=True)
+
+from impasto.experiments.ray_executor import RayExecutor
+
+STUDY = """\
+[base]
+size = 32
+start_size = "none"
+first_steps = "none"
+steps = 12
+device = "cpu"
+
+[[variant]]
+name = "plain"
+
+[[variant]]
+name = "heavy"
+style_weight = 40
+
+[[variant]]
+name = "deep"
+lr = 0.05
+content_layers = ["relu5_2"]
+
+[[variant]]
+name = "late"
+seed = 3
+"""
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    import ray
+
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    executor = RayExecutor(cpus_per_worker=1)  # two workers of one core each
+    yield executor
+    executor.close()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("ray-inputs")
+    paths = {"content": d / "content.png", "style": d / "style.png", "study": d / "study.toml"}
+    sample_content(48, 36).save(paths["content"])
+    sample_style(40, 40).save(paths["style"])
+    paths["study"].write_text(STUDY, encoding="utf-8")
+    return paths
+
+
+def _sweep(files: dict[str, Path], out: Path, **kw) -> impasto.SweepResult:
+    return impasto.sweep(files["study"], content=files["content"], styles=[files["style"]], output=out,
+                         progress=False, plots=False, max_batch=2, **kw)
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def test_same_pictures_as_local_and_resume(ray_cluster: RayExecutor, files: dict[str, Path], tmp_path: Path) -> None:
+    local = _sweep(files, tmp_path / "local")
+    remote = _sweep(files, tmp_path / "ray", executor=ray_cluster)
+    assert remote.status == "done" and [v.batch_size for v in remote.variants] == [2, 2, 2, 2]
+    for a, b in zip(local.variants, remote.variants):
+        assert np.array_equal(_pixels(a.path), _pixels(b.path)), a.name  # equal pixels, not merely close
+        assert a.losses == b.losses and len(b.history) == 12
+    assert {p.name for p in (tmp_path / "ray" / "runs").glob("*.png")} == {f"{n}.png" for n in
+                                                                            ("plain", "heavy", "deep", "late")}
+
+    # A stop: the running batches come back cancelled with their state; the driver writes the checkpoints.
+    stop = impasto.StopToken()
+    cut = _sweep(files, tmp_path / "cut", executor=ray_cluster, stop=stop,
+                 callback=lambda e: stop.stop("test"))  # at the first step that arrives
+    assert cut.status == "cancelled"
+    assert any(v.status == "cancelled" for v in cut.variants)
+    ckpts = {p.stem for p in (tmp_path / "cut" / "runs").glob("*.ckpt")}
+    assert ckpts == {v.name for v in cut.variants if v.status == "cancelled"}
+    steps: list[int] = []
+    again = _sweep(files, tmp_path / "cut", executor=ray_cluster, callback=lambda e: steps.append(e.step.step))
+    assert again.status == "done" and not list((tmp_path / "cut" / "runs").glob("*.ckpt"))
+    assert min(steps) > 1  # the interrupted variants went on from their checkpoints
+    for a, b in zip(local.variants, again.variants):
+        assert np.array_equal(_pixels(a.path), _pixels(b.path)), a.name
+
+
+def test_a_killed_worker_loses_only_its_batch(ray_cluster: RayExecutor, files: dict[str, Path],
+                                              tmp_path: Path) -> None:
+    import ray
+
+    kills: list[object] = []
+
+    def kill(times: int):
+        def callback(event: impasto.experiments.SweepStep) -> None:
+            worker = ray_cluster.busy.get(event.batch)  # the worker running this batch now
+            if event.variant == "deep" and len(kills) < times and worker is not None and worker not in kills:
+                kills.append(worker)
+                ray.kill(worker, no_restart=True)
+        return callback
+
+    once = _sweep(files, tmp_path / "once", executor=ray_cluster, callback=kill(1))
+    assert len(kills) == 1 and once.status == "done"  # retried elsewhere, and finished
+    assert {v.status for v in once.variants} == {"done"}
+
+    kills.clear()
+    twice = _sweep(files, tmp_path / "twice", executor=ray_cluster, callback=kill(2))
+    assert len(kills) == 2 and twice.status == "failed"
+    failed = [v for v in twice.variants if v.status == "failed"]
+    assert {v.name for v in failed} == {"deep", "late"}  # the batch that was lost twice, and only it
+    assert "lost" in failed[0].message and "twice" in failed[0].message
+    assert {v.status for v in twice.variants if v not in failed} == {"done"}
+    record = (tmp_path / "twice" / "runs" / "deep.json").read_text()
+    assert '"failed"' in record
+    rerun = _sweep(files, tmp_path / "twice", executor=ray_cluster)  # a rerun runs only what failed
+    assert rerun.status == "done" and sorted(rerun.ran) == ["deep", "late"]
