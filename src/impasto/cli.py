@@ -242,14 +242,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _front_end(package: str) -> ModuleType | None:
-    """``impasto.<package>.cli``, which registers the package's commands, or None when the package is absent.
+def _front_end(package: str, name: str = "cli") -> ModuleType | None:
+    """``impasto.<package>.<name>``, which registers a command of the package, or None when the package is absent.
     These modules import nothing heavy (their packages load lazily; their commands import the engine when they
     run), which keeps ``impasto --help`` and usage errors free of torch (tests/test_cli.py checks it)."""
     try:
-        return importlib.import_module(f"impasto.{package}.cli")
+        return importlib.import_module(f"impasto.{package}.{name}")
     except ModuleNotFoundError as e:
-        if e.name not in (f"impasto.{package}", f"impasto.{package}.cli"):
+        if e.name not in (f"impasto.{package}", f"impasto.{package}.{name}"):
             raise
         return None
 
@@ -298,8 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda, mps [default: auto]")
     p.set_defaults(func=cmd_demo)
 
-    for package in ("experiments", "web"):  # front ends that register their own commands
-        module = _front_end(package)
+    for package, name in (("experiments", "cli"), ("experiments", "batch_cli"), ("web", "cli")):  # front ends
+        module = _front_end(package, name)  # that register their own commands
         if module is not None:
             module.add_parser(sub)
     return parser

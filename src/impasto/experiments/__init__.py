@@ -14,15 +14,18 @@ _EXPORTS = {
     "Batch": "executors", "BatchOutcome": "executors", "Executor": "executors", "LocalExecutor": "executors",
     "SweepResult": "results", "SweepStep": "results", "VariantResult": "results", "sweep": "runner",
     "Experiment": "spec", "Variant": "spec", "load_experiment": "spec", "parse_experiment": "spec",
+    "BatchJob": "batch_job", "Pair": "batch_job", "batch": "batch_job", "RayExecutor": "ray_executor",
 }
 
 __all__ = [
-    "Batch", "BatchOutcome", "Executor", "Experiment", "LocalExecutor", "SweepResult", "SweepStep", "Variant",
-    "VariantResult", "load_experiment", "parse_experiment", "sweep",
+    "Batch", "BatchJob", "BatchOutcome", "Executor", "Experiment", "LocalExecutor", "Pair", "RayExecutor",
+    "SweepResult", "SweepStep", "Variant", "VariantResult", "batch", "load_experiment", "parse_experiment", "sweep",
 ]
 
 if TYPE_CHECKING:
+    from .batch_job import BatchJob, Pair, batch
     from .executors import Batch, BatchOutcome, Executor, LocalExecutor
+    from .ray_executor import RayExecutor
     from .results import SweepResult, SweepStep, VariantResult
     from .runner import sweep
     from .spec import Experiment, Variant, load_experiment, parse_experiment

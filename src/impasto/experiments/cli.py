@@ -15,6 +15,7 @@ EXAMPLES = """examples:
   impasto sweep study.toml -o study/              rerun: skips finished variants, continues interrupted ones
   impasto sweep study.toml --force                start every variant afresh
   impasto sweep study.toml --dry-run              list the variants and their batches; run nothing
+  impasto sweep study.toml --executor ray --address auto    on the Ray cluster this machine joined
 
 an experiment file:
   [base]                       # StyleConfig's keys (see 'impasto stylize --help'); a preset first, then these
@@ -57,6 +58,9 @@ def add_parser(subparsers: Any) -> None:
                    "each batch) [default: 30]")
     p.add_argument("--dry-run", action="store_true", help="list the variants and how they would be batched; run nothing")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    from .cluster import add_executor_flags
+
+    add_executor_flags(p)
     p.set_defaults(func=cmd_sweep)
 
 
@@ -71,13 +75,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return _dry_run(experiment.with_overrides(**overrides))
     stop = StopToken()
     from ..cli import install_stop  # the same Ctrl-C handling as impasto stylize
+    from .cluster import executor_from_args
 
+    executor = executor_from_args(args)
     restore = install_stop(stop)
     try:
         result = sweep(experiment, content=args.content, styles=args.styles, output=args.output, force=args.force,
-                       max_batch=args.batch, stop=stop, progress=not args.quiet, refresh=args.refresh, **overrides)
+                       max_batch=args.batch, stop=stop, progress=not args.quiet, refresh=args.refresh,
+                       executor=executor, **overrides)
     finally:
         restore()
+        if executor is not None:
+            executor.close()
     report = result.files.get("report_html")
     skipped = sum(v.skipped for v in result.variants)
     for v in result.variants:
