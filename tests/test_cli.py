@@ -31,9 +31,9 @@ def test_stylize_writes_image_recipe_and_history(image_files, tmp_path, capsys):
     assert recipe["config"]["style_layers"] == {"relu1_1": 1.0, "relu2_1": 0.75, "conv3_1": 0.2}
     assert recipe["seed"] == 4 and recipe["weights"] == "bundled" and recipe["status"] == "done"
     assert recipe["loss_convention"].startswith("relative")
-    assert set(recipe["final_losses"]) == {"total", "content", "style", "tv"}
+    assert set(recipe["final_losses"]) == {"total", "content", "style", "tv", "temporal"}
     lines = (tmp_path / "out.losses.csv").read_text().splitlines()
-    assert lines[0] == "step,scale,time,total,content,style,tv" and len(lines) == 4
+    assert lines[0] == "step,scale,time,total,content,style,tv,temporal" and len(lines) == 4
     capsys.readouterr()
     assert main(["recipe", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["config"]["seed"] == 4
@@ -213,7 +213,7 @@ def test_layers_marks_the_defaults(capsys):
 def test_config_flags_round_trip_every_field():
     cfg = StyleConfig(
         size=300, shape=(40, 50), start_size=None, scale_factor=1.5, steps=7, first_steps=9, scale_steps=(5, 4),
-        optimizer="lbfgs", lr=0.5, content_weight=2, style_weight=3.5e6, tv_weight=1e-3,
+        optimizer="lbfgs", lr=0.5, content_weight=2, style_weight=3.5e6, tv_weight=1e-3, temporal_weight=30,
         content_layers=("relu3_1", "relu4_2"), style_layers=(("relu1_1", 0.5), ("conv2_1", 2.0)),
         style_blend=(0.3, 0.7), style_scale=0.5, init="noise", seed=7, device="cpu", weights="torchvision",
         pooling="avg", loss_norm="classic", style_loss="gram", param="normalized", ema=0.99, tol=1e-3,

@@ -175,3 +175,161 @@ def test_write_video_keeps_rate_count_and_audio(tmp_path):
         assert info["audio"] == (ext != ".gif"), ext
         assert any("padded" in n for n in notes) == (ext != ".gif")
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_a_stream_that_breaks_part_way_gives_the_frames_before_it(tmp_path):
+    import av
+
+    frames = shifted_clip(20, h=36, w=48)
+    path = tmp_path / "whole.mkv"
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=Fraction(12))
+        v.width, v.height, v.pix_fmt = 48, 36, "yuv420p"
+        for i, f in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(f, format="rgb24")
+            frame.pts = i
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.6)])
+    clip = container.read_clip(cut)
+    assert 2 <= len(clip.frames) < 20
+    assert len(clip.notes) == 1 and f"ends at frame {len(clip.frames) - 1}" in clip.notes[0]
+    assert container.read_clip(path).notes == []
+
+
+# -- the temporal term ----------------------------------------------------------------------------------------------
+def test_the_temporal_term_is_the_masked_mean_squared_difference_and_idle_on_a_still():
+    from impasto.config import StyleConfig
+    from impasto.core.terms import TemporalTerm, TermContext
+
+    cfg = StyleConfig(temporal_weight=7.0)
+    assert TemporalTerm.weight(cfg) == 7.0
+    img = torch.rand(2, 3, 8, 8, dtype=torch.float64, requires_grad=True)
+    targets = [torch.rand(1, 3, 8, 8, dtype=torch.float64) for _ in range(2)]
+    masks = [(torch.rand(1, 1, 8, 8) > 0.5).double() for _ in range(2)]
+    ctx = TermContext(cfgs=[cfg, cfg], content_features=None, style_stats=None, regions=[], region_guides=[],
+                      content_guide=None, extra={"temporal": list(zip(targets, masks))})
+    term = TemporalTerm.build(ctx, torch.device("cpu"))
+    value = term({}, img)
+    x = img.detach()
+    oracle = [sum(float((masks[k] * (x[i] - targets[k][0]) ** 2).sum()) / (3 * 64) for k in range(2)) for i in range(2)]
+    assert value.shape == (2,) and torch.allclose(value.double(), torch.tensor(oracle, dtype=torch.float64))
+    assert torch.autograd.gradcheck(lambda t: term({}, t), (img,))  # float64 all the way
+    # Half the size: the targets and masks are carried to the scale (area means).
+    assert term({}, torch.rand(1, 3, 4, 4)).shape == (1,)
+    assert TemporalTerm.build(TermContext([cfg], None, None, [], [], None), torch.device("cpu")).idle
+
+
+def test_a_still_image_reports_the_temporal_term_as_zero(content_img, style_img):
+    import impasto
+
+    result = impasto.stylize(content_img, style_img, size=32, start_size=None, steps=2, progress=False)
+    assert [row["temporal"] for row in result.history] == [0.0, 0.0]
+
+
+# -- the command and the loop -----------------------------------------------------------------------------------------
+TINY = ["--size", "48", "--start-size", "32", "--steps", "3", "--later-steps", "2", "-q"]
+
+
+@pytest.fixture
+def clip_files(tmp_path, style_img):
+    write_clip(tmp_path / "in.mp4", shifted_clip(6, h=36, w=48), fps=12, audio=True)
+    style_img.save(tmp_path / "style.png")
+    return tmp_path / "in.mp4", tmp_path / "style.png"
+
+
+def test_impasto_video_writes_a_playable_clip_with_the_frames_rate_audio_and_recipe(clip_files, tmp_path, capsys):
+    import json
+
+    from impasto.cli import main
+
+    clip, style = clip_files
+    out = tmp_path / "out.mp4"
+    assert main(["video", str(clip), str(style), "-o", str(out), *TINY, "--long-term", "1,2"]) == 0
+    info = container.probe_video(out)
+    assert info["frames"] == 6 and info["fps"] == 12 and info["audio"] and info["size"] == (48, 36)
+    recipe = json.loads((tmp_path / "out.mp4.json").read_text())
+    assert recipe["video"]["long_term"] == [1, 2] and recipe["config"]["size"] == 48
+    assert [r["frame"] for r in recipe["frames"]] == list(range(6))
+    assert recipe["frames"][0]["steps"] == 3 * 2 + 3 and all(r["steps"] == 2 for r in recipe["frames"][1:])
+    assert recipe["frames"][-1]["losses"]["temporal"] > 0
+    assert "impasto" in info["metadata"].get("comment", "")
+    assert not (tmp_path / "out.mp4.frames").exists()  # the PNG frames are removed once the video is written
+    assert "wrote" in capsys.readouterr().err
+    assert main(["video", str(clip), str(style), "-o", str(out), *TINY]) == 2  # exists: --force to overwrite
+
+
+def test_a_stopped_clip_continues_at_the_first_missing_frame(clip_files, tmp_path):
+    import impasto
+    from impasto.api import StopToken
+
+    clip, style = clip_files
+    out = tmp_path / "frames"
+    settings = dict(size=48, start_size=32, steps=3, later_steps=2, progress=False)
+    stop, seen = StopToken(), []
+
+    def on_step(step):
+        seen.append(step.frame)
+        if step.frame == 3:
+            stop.stop("stopped by the test")
+
+    first = impasto.stylize_video(clip, style, out, callback=on_step, stop=stop, **settings)
+    assert first.status == "cancelled" and first.frames == 3 and first.ran == 3
+    assert sorted(p.name for p in out.glob("frame_*.png")) == [f"frame_{i:06d}.png" for i in range(3)]
+    assert sorted(set(seen)) == [0, 1, 2, 3]
+    written = {p.name: p.stat().st_mtime_ns for p in out.glob("frame_*.png")}
+    seen.clear()
+    again = impasto.stylize_video(clip, style, out, callback=lambda s: seen.append(s.frame), **settings)
+    assert again.status == "done" and again.ran == 3 and again.frames == 6 and sorted(set(seen)) == [3, 4, 5]
+    assert all(p.stat().st_mtime_ns == written[p.name] for p in out.glob("frame_*.png") if p.name in written)
+    assert len(again.records) == 6 and (out / "video.json").exists()
+    with pytest.raises(impasto.OutputError, match="other settings"):
+        impasto.stylize_video(clip, style, out, **{**settings, "steps": 4})
+
+
+@pytest.mark.parametrize("case", ["not a video", "one frame", "sizes differ", "no folder", "start past the end"])
+def test_bad_input_is_one_line_and_exit_2(case, clip_files, tmp_path, capsys):
+    from PIL import Image
+
+    from impasto.cli import main
+
+    clip, style = clip_files
+    source, out = str(clip), str(tmp_path / "out.mp4")
+    extra: list[str] = []
+    if case == "not a video":
+        (tmp_path / "notes.mp4").write_text("not a video")
+        source, needle = str(tmp_path / "notes.mp4"), "is not a video"
+    elif case == "one frame":
+        write_clip(tmp_path / "one.mp4", shifted_clip(1, h=36, w=48))
+        source, needle = str(tmp_path / "one.mp4"), "has 1 frame"
+    elif case == "sizes differ":
+        folder = tmp_path / "frames"
+        folder.mkdir()
+        Image.fromarray(shifted_clip(1)[0]).save(folder / "a1.png")
+        Image.fromarray(shifted_clip(1, h=40)[0]).save(folder / "a2.png")
+        source, needle = str(folder), "different sizes"
+    elif case == "no folder":
+        out, needle = str(tmp_path / "missing" / "out.mp4"), "does not exist"
+    else:
+        extra, needle = ["--start", "6"], "leaves none"
+    assert main(["video", source, str(style), "-o", out, *TINY, *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("impasto: error:") and needle in err[0], err
+
+
+def test_style_targets_are_built_once_for_a_clip(style_img):
+    from PIL import Image
+
+    from impasto.api import FrameRunner
+    from impasto.config import StyleConfig
+
+    frames = [Image.fromarray(f) for f in shifted_clip(3, h=36, w=48)]
+    cfg = StyleConfig(size=48, start_size=32, steps=2)
+    runner = FrameRunner(frames[0], [style_img], cfg)
+    first = runner.run(frames[0], index=0)
+    builds = runner.target_builds
+    assert builds == 2  # one per scale of the first frame's schedule (32 px, 45 px → 48 px: two sizes)
+    later = cfg.replace(start_size=None, steps=2)
+    second = runner.run(frames[1], later, init=first.image, previous=first.state, index=1)
+    assert runner.target_builds == builds and second.status == "done" and len(second.history) == 2

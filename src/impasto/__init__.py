@@ -19,6 +19,7 @@ _EXPORTS = {
     "Cancelled": "errors", "ConfigError": "errors", "DivergedError": "errors", "ImageError": "errors",
     "ImpastoError": "errors", "OutputError": "errors", "ResourceError": "errors", "WeightsError": "errors",
     "SweepResult": "experiments", "sweep": "experiments",
+    "stylize_video": "video",
 }
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "preset",
     "stylize",
     "stylize_batch",
+    "stylize_video",
     "sweep",
 ]
 
@@ -57,6 +59,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
         WeightsError,
     )
     from .experiments import SweepResult, sweep
+    from .video import stylize_video
 
 
 def __getattr__(name: str) -> Any:

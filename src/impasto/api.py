@@ -26,6 +26,7 @@ from .core.schedule import fit_long_side
 from .core.state import RunState
 from .core.vgg import LAYER_NAMES
 from .errors import ConfigError, ResourceError
+from .frames import FrameOutcome, FrameRunner  # impasto.video's engine: one runner a clip, a run a frame
 from .inputs import ImageLike, Prepared, fingerprint, postprocess, prepare, style_list, style_transform
 from .io.checkpoint import load_checkpoint, save_checkpoint
 from .io.files import check_not_input, check_output
@@ -37,7 +38,7 @@ from .runtime import resolve_device, resolve_precision
 from .weights import load_vgg
 
 __all__ = [
-    "BATCH_SHARED", "FINAL", "HISTORY_COLUMNS", "LAYER_NAMES", "LOSS_CONVENTIONS", "LOSS_DESCRIPTIONS", "STATUSES", "TERMS", "ImageLike",
+    "BATCH_SHARED", "FINAL", "HISTORY_COLUMNS", "FrameOutcome", "FrameRunner", "LAYER_NAMES", "LOSS_CONVENTIONS", "LOSS_DESCRIPTIONS", "STATUSES", "TERMS", "ImageLike",
     "LoadedImage", "Prepared", "Result", "RunState", "Status", "Step", "StopToken", "batch_key", "check_memory",
     "fingerprint", "fit_long_side", "layer_shapes", "resolve_config", "resolve_device", "resolve_precision",
     "resume_state", "run_states", "save_run_checkpoint", "stylize", "stylize_batch", "total_steps",

@@ -39,6 +39,7 @@ EXAMPLES = """examples:
   impasto recipe out.png                              the settings a PNG was made with, as a command
   impasto sweep examples/report.toml --content photo.jpg --style starry.jpg scream.jpg -o study/
   impasto serve                                       the web UI on http://127.0.0.1:8000
+  impasto video clip.mp4 starry.jpg -o out.mp4 --size 256   a video, its frames consistent over time
 """
 
 class _Parser(argparse.ArgumentParser):
@@ -298,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda, mps [default: auto]")
     p.set_defaults(func=cmd_demo)
 
-    for package, name in (("experiments", "cli"), ("experiments", "batch_cli"), ("web", "cli")):  # front ends
+    for package, name in (("experiments", "cli"), ("experiments", "batch_cli"), ("web", "cli"),
+                          ("video", "cli")):  # front ends
         module = _front_end(package, name)  # that register their own commands
         if module is not None:
             module.add_parser(sub)

@@ -64,6 +64,10 @@ class StyleConfig:
     """Weight of the style loss (relative to content_weight; see loss_norm)."""
     tv_weight: float = 0.0
     """Total-variation weight; smooths the result."""
+    temporal_weight: float = 100.0
+    """Video (``impasto video``): weight of the temporal loss, the masked mean squared difference (pixels in [0, 1])
+    to the earlier frames' outputs warped onto this frame by optical flow (Ruder et al.); 0: each frame on its own.
+    A still image has no earlier frame: there it changes nothing."""
     content_layers: tuple[str, ...] = ("relu4_2",)
     """Layers whose activations the result must keep from the content (names or torchvision indices)."""
     style_layers: tuple[tuple[str, float], ...] = DEFAULT_STYLE_LAYERS
@@ -253,7 +257,7 @@ def _check_schedule(c: StyleConfig) -> None:
 def _check_weights(c: StyleConfig) -> None:
     if not (math.isfinite(c.lr) and c.lr > 0):
         raise invalid("lr", c.lr, "must be a finite number > 0")
-    for key in ("content_weight", "style_weight", "tv_weight"):
+    for key in ("content_weight", "style_weight", "tv_weight", "temporal_weight"):
         v = getattr(c, key)
         if not (math.isfinite(v) and v >= 0):
             raise invalid(key, v, "must be a finite number >= 0")

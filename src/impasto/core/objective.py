@@ -107,8 +107,8 @@ class Objective:
         )
         self.terms: list[Term] = [t.build(ctx, dev) for t in TERMS]
         self.weights = {t.name: ctx.per_item([t.weight(c) for c in cfgs], dev) for t in self.terms}
-        self.active = [t for t in self.terms if t.kind == "pixels" and bool((self.weights[t.name] > 0).any())
-                       or t.kind != "pixels" and t.layers]
+        self.active = [t for t in self.terms if t.kind == "pixels" and not t.idle
+                       and bool((self.weights[t.name] > 0).any()) or t.kind != "pixels" and t.layers]
         self.layers = sorted({k for t in self.active for k in t.layers})
         self.halo = tiling.halo_for(self.layers)
 

@@ -28,6 +28,7 @@ class RunSettings(Protocol):
     content_weight: float
     style_weight: float
     tv_weight: float
+    temporal_weight: float  # video: the temporal term's (core/terms.TemporalTerm)
     content_layers: tuple[str, ...]
     style_layers: tuple[tuple[str, float], ...]
     style_blend: tuple[float, ...] | None

@@ -6,10 +6,10 @@ the web chart show one column per name. Adding a term is a class here (``name``,
 ``forward`` and its tiled part) appended to ``TERMS``, plus its test.
 
 How a term adds up over tiles (``kind``; see core/tiling.py):
-- ``sum``: a sum over positions (content, later temporal): each tile's part is added up; exact.
+- ``sum``: a sum over positions (content): each tile's part is added up; exact.
 - ``moments``: a function of sums over positions (style: Gram matrices, means): the moments are accumulated over
   the tiles first, then the term and its gradient with respect to them.
-- ``pixels``: computed on the whole image's pixels (total variation), which are cheap.
+- ``pixels``: computed on the whole image's pixels (total variation, temporal), which are cheap.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import tiling
@@ -56,6 +57,7 @@ class Term(nn.Module):
     description: ClassVar[str]  # for plots, tables and the web chart's legend
     kind: ClassVar[str]  # "sum" | "moments" | "pixels"
     layers: tuple[str, ...] = ()
+    idle: bool = False  # a pixel term with nothing to compare with (the temporal term on a still image)
 
     @staticmethod
     def weight(cfg: RunSettings) -> float:
@@ -247,6 +249,49 @@ class TVTerm(Term):
         return tv_loss(img, self.norm)
 
 
-TERMS: tuple[type[Term], ...] = (ContentTerm, StyleTerm, TVTerm)
+class TemporalTerm(Term):
+    """Temporal consistency for video (Ruder, Dosovitskiy & Brox 2016, eq. 7 and 9): for each earlier frame, the
+    mean over pixels and channels of c · (x − ω)², ω its stylised output warped onto this frame by optical flow and c
+    its certainty mask (0 where the flow is unreliable: disocclusions, motion boundaries), summed over the earlier
+    frames. The long-term masks are "closest first" (each pixel in at most one of them), so the sum still counts a
+    pixel once and the weight means the same for one earlier frame or several.
+
+    Per-frame data: ``ctx.extra["temporal"]``, a list of (ω (1|n, 3, H, W), c (1|n, 1, H, W)) at the final size,
+    carried to each scale's size. Without it (a still image) the term is idle. Pixels are in [0, 1] whatever the
+    loss convention (Ruder et al.'s were on Caffe's 0-255 scale)."""
+
+    name = "temporal"
+    description = "temporal loss: masked MSE to the warped earlier frames (before temporal_weight)"
+    kind = "pixels"
+
+    @staticmethod
+    def weight(cfg: RunSettings) -> float:
+        return cfg.temporal_weight
+
+    @classmethod
+    def build(cls, ctx: TermContext, device: torch.device) -> Term:
+        return cls([(t.to(device), m.to(device)) for t, m in ctx.extra.get("temporal") or ()])
+
+    def __init__(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        super().__init__()
+        self.pairs = list(pairs)
+        self.idle = not self.pairs
+        self._sized: dict[tuple[int, int], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    def _at(self, size: tuple[int, int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        if size not in self._sized:
+            # Area averaging for both (at the final scale they are used as they are; at a coarser one, means).
+            area = lambda x: x if tuple(x.shape[-2:]) == size else F.interpolate(x, size=size, mode="area")
+            self._sized[size] = [(area(_f32(t)), area(_f32(m))) for t, m in self.pairs]
+        return self._sized[size]
+
+    def forward(self, feats: Features, img: torch.Tensor) -> torch.Tensor:
+        total = img.new_zeros(img.shape[0], dtype=torch.float32)
+        for target, mask in self._at(tuple(img.shape[-2:])):  # type: ignore[arg-type]
+            total = total + ((_f32(img) - target).pow(2) * mask).flatten(1).mean(1)
+        return total
+
+
+TERMS: tuple[type[Term], ...] = (ContentTerm, StyleTerm, TVTerm, TemporalTerm)
 TERM_NAMES: tuple[str, ...] = tuple(t.name for t in TERMS)
 TERM_DESCRIPTIONS: dict[str, str] = {t.name: t.description for t in TERMS}

@@ -72,6 +72,7 @@ def _resize(rgb: np.ndarray, fit: Fit | None) -> np.ndarray:
 def read_clip(source: str | os.PathLike[str], *, start: int = 0, count: int | None = None, fit: Fit | None = None,
               fps: Fraction | None = None) -> Clip:
     """Decode ``count`` frames (None: all) from frame ``start`` of a video file or a folder of images; at least two.
+    ``fps``: a folder's frame rate (a video file has its own).
 
     A stream that is corrupt part way gives the frames before the damage, with a note saying where it stopped."""
     path = Path(source)
@@ -84,8 +85,6 @@ def read_clip(source: str | os.PathLike[str], *, start: int = 0, count: int | No
         if problem is not None:
             raise ImageError(f"{path}: {problem}")
         clip = _read_video(path, start, count, fit)
-        if fps is not None:
-            clip.fps = fps
     if len(clip.frames) < 2:
         what = "no frame" if not clip.frames else "1 frame"
         where = f" from frame {start} on" if start else ""
@@ -132,31 +131,44 @@ def _read_video(path: Path, start: int, count: int | None, fit: Fit | None) -> C
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = Fraction(stream.average_rate or stream.guessed_rate or 0) or FOLDER_FPS
-        declared = int(stream.frames or 0)
-        frames: list[np.ndarray] = []
-        notes: list[str] = []
+        # The frames the file says it has: its header's count, or its duration at its rate (Matroska, MPEG-TS).
+        declared = int(stream.frames or 0) or (round(container.duration / 1e6 * fps) if container.duration else 0)
+        frames, decoded, problem = _decode(container, stream, start, count, fit)
+        wanted = declared if count is None else min(declared, start + count)
+        notes = []
+        if problem:
+            notes.append(f"{path.name}: the video stream is corrupt after frame {decoded - 1} ({problem}); "
+                         f"stylising the {len(frames)} frames before it")
+        elif declared and decoded < wanted - 1:  # one frame of slack: durations are rounded
+            notes.append(f"{path.name}: the video stream ends at frame {decoded - 1} although the file says it has "
+                         f"{declared} frames (truncated or damaged?); stylising the {len(frames)} frames that decode")
         source_size = (stream.codec_context.height, stream.codec_context.width)
-        index = -1
-        try:
-            for frame in container.decode(stream):
-                index += 1
-                if index < start:
+        audio = bool(container.streams.audio)
+    if not frames and decoded > 0 and not notes:
+        raise ImageError(f"{path}: has {decoded} frames; --start {start} leaves none")
+    return Clip(frames, fps, path.name, path, start, source_size, audio, notes)
+
+
+def _decode(container: Any, stream: Any, start: int, count: int | None, fit: Fit | None
+            ) -> tuple[list[np.ndarray], int, str]:
+    """→ (the frames taken, resized; how many frames decoded in all; what went wrong, or "")."""
+    av = require("av")
+    frames: list[np.ndarray] = []
+    decoded = 0
+    try:
+        for packet in container.demux(stream):
+            if packet.is_corrupt:
+                return frames, decoded, "a damaged packet"
+            for frame in packet.decode():
+                decoded += 1
+                if decoded <= start:
                     continue
                 if count is not None and len(frames) >= count:
-                    break
+                    return frames, decoded, ""
                 frames.append(_resize(frame.to_ndarray(format="rgb24"), fit))
-        except (av.error.FFmpegError, ValueError) as e:
-            notes.append(f"{path.name}: the video stream is corrupt after frame {index} ({_reason(e)}); "
-                         f"stylising the {len(frames)} frames before it")
-        else:
-            wanted = declared if count is None else min(declared, start + count)
-            if declared and index + 1 < wanted:
-                notes.append(f"{path.name}: the video stream ends at frame {index} although its header declares "
-                             f"{declared} frames (a truncated file?); stylising the {len(frames)} frames that decode")
-        audio = bool(container.streams.audio)
-    if not frames and index >= 0 and not notes:
-        raise ImageError(f"{path}: has {index + 1} frames; --start {start} leaves none")
-    return Clip(frames, fps, path.name, path, start, source_size, audio, notes)
+    except (av.error.FFmpegError, ValueError) as e:
+        return frames, decoded, _reason(e)
+    return frames, decoded, ""
 
 
 def _reason(e: BaseException) -> str:

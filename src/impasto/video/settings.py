@@ -1,0 +1,102 @@
+"""The video's own settings (what to take of the clip, flow, long-term frames, the later frames' schedule), apart
+from the StyleConfig that every frame shares (which has ``temporal_weight``, the temporal term's weight)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from fractions import Fraction
+from typing import Any
+
+from ..errors import ConfigError
+
+FLOWS = ("dis", "farneback")
+INITS = ("warped", "content")
+# Steps for each frame after the first, at the final scale only, warm-started from the previous frame's output
+# warped (measured in bench/video.py: the warm start begins near a stylised image, so a quarter of a cold start's
+# steps reach the same style distance).
+LATER_STEPS = 50
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """How a clip is taken and stylised, beyond the per-frame StyleConfig."""
+
+    frames: int | None = None
+    """How many frames to take (None: all, up to the end of the clip)."""
+    start: int = 0
+    """Index of the first frame to take (0: the clip's first)."""
+    flow: str = "dis"
+    """Optical flow between input frames: ``dis`` (OpenCV's DIS, fast) or ``farneback``."""
+    long_term: tuple[int, ...] = (1,)
+    """Earlier frames the temporal term compares with, as distances: 1 the previous frame; "1,2,4" adds the frames 2
+    and 4 back for the pixels the closer ones do not cover (Ruder et al.'s long-term consistency)."""
+    later_steps: int = LATER_STEPS
+    """Steps for each frame after the first, at the final scale, warm-started (the first frame runs the full
+    coarse-to-fine schedule)."""
+    frame_init: str = "warped"
+    """Where frames after the first start: ``warped`` (the previous output warped by the flow, disoccluded pixels
+    from the content, Adam's moments carried) or ``content`` (each frame on its own: the full schedule from the
+    config's init, for comparison)."""
+    fps: Fraction | None = None
+    """Frame rate of the output (None: the input's; a folder of frames has none: 24)."""
+    keep_frames: bool = False
+    """Keep the PNG frames (OUTPUT.frames/) after an output video is written."""
+
+    def __post_init__(self) -> None:
+        lt = self.long_term
+        if isinstance(lt, str):
+            try:
+                lt = tuple(int(v) for v in lt.replace(" ", "").split(",") if v)
+            except ValueError:
+                raise ConfigError(f"long_term = {self.long_term!r} is invalid: give distances such as 1,2,4",
+                                  key="long_term") from None
+        lt = tuple(sorted(set(int(v) for v in (lt if isinstance(lt, (tuple, list)) else (lt,)))))
+        object.__setattr__(self, "long_term", lt)
+        if self.fps is not None:
+            object.__setattr__(self, "fps", Fraction(self.fps).limit_denominator(1001))
+        self._validate()
+
+    def _validate(self) -> None:
+        if not self.long_term or min(self.long_term) < 1 or max(self.long_term) > 1000:
+            raise ConfigError(f"long_term = {','.join(map(str, self.long_term))} is invalid: give distances from 1 "
+                              "to 1000, e.g. 1 or 1,2,4", key="long_term")
+        if self.frames is not None and self.frames < 2:
+            raise ConfigError(f"frames = {self.frames} is invalid: take at least 2 frames", key="frames")
+        if self.start < 0:
+            raise ConfigError(f"start = {self.start} is invalid: must be >= 0", key="start")
+        if self.later_steps < 1:
+            raise ConfigError(f"later_steps = {self.later_steps} is invalid: must be >= 1", key="later_steps")
+        if self.flow not in FLOWS:
+            raise ConfigError(f"flow = {self.flow!r} is invalid: choose one of {', '.join(FLOWS)}", key="flow")
+        if self.frame_init not in INITS:
+            raise ConfigError(f"frame_init = {self.frame_init!r} is invalid: choose one of {', '.join(INITS)}",
+                              key="frame_init")
+        if self.fps is not None and not 0 < self.fps <= 1000:
+            raise ConfigError(f"fps = {self.fps} is invalid: give a rate between 0 and 1000", key="fps")
+
+    def replace(self, **changes: Any) -> VideoSettings:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["long_term"] = list(self.long_term)
+        d["fps"] = str(self.fps) if self.fps is not None else None
+        return d
+
+    def pixels_key(self) -> dict[str, Any]:
+        """What changes the pixels of a frame that is already written (a rerun must match it to continue; taking
+        more frames, another rate or keeping the frames does not)."""
+        d = self.to_dict()
+        for k in ("frames", "fps", "keep_frames"):
+            d.pop(k)
+        return d
+
+
+VIDEO_FIELDS = tuple(f.name for f in fields(VideoSettings))
+
+
+def split_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Keyword settings → (StyleConfig's, VideoSettings')."""
+    video = {k: v for k, v in settings.items() if k in VIDEO_FIELDS}
+    return {k: v for k, v in settings.items() if k not in VIDEO_FIELDS}, video
