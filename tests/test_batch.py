@@ -4,6 +4,8 @@ a summary sheet; one-hot blends paint exactly the single style's picture. 32 px 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +54,7 @@ def test_inputs_expand_and_names_are_unique(folder: dict[str, Path], tmp_path: P
 
 def test_every_pair_once_then_skipped(folder: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
-    job = impasto.experiments.batch([folder["photos"]], [folder["s1"], folder["s2"]], output=out, progress=False,
+    job = impasto.batch([folder["photos"]], [folder["s1"], folder["s2"]], output=out, progress=False,
                                     **TINY)
     assert job.status == "done" and sorted(job.ran) == ["a-scream", "a-starry", "b-scream", "b-starry"]
     assert {p.name for p in out.glob("*.png")} == {"a-starry.png", "a-scream.png", "b-starry.png", "b-scream.png",
@@ -64,13 +66,13 @@ def test_every_pair_once_then_skipped(folder: dict[str, Path], tmp_path: Path) -
     with Image.open(out / "sheet.png") as sheet:
         assert sheet.width > 3 * 96
 
-    again = impasto.experiments.batch([folder["photos"]], [folder["s1"], folder["s2"]], output=out,
+    again = impasto.batch([folder["photos"]], [folder["s1"], folder["s2"]], output=out,
                                       progress=False, **TINY)
     assert again.status == "done" and again.ran == [] and all(p.skipped for p in again.pairs)
 
 
 def test_a_one_hot_pair_is_the_single_style_picture(folder: dict[str, Path], tmp_path: Path) -> None:
-    job = impasto.experiments.batch([folder["photos"] / "a.png"], [folder["s1"], folder["s2"]],
+    job = impasto.batch([folder["photos"] / "a.png"], [folder["s1"], folder["s2"]],
                                     output=tmp_path / "out", progress=False, max_batch=1, **TINY)
     alone = impasto.stylize(folder["photos"] / "a.png", folder["s2"], progress=False, **TINY)
     pair = next(p for p in job.pairs if p.name == "a-scream")
@@ -80,12 +82,12 @@ def test_a_one_hot_pair_is_the_single_style_picture(folder: dict[str, Path], tmp
 def test_blend_and_resume(folder: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "blend"
     stop = impasto.StopToken()
-    first = impasto.experiments.batch([folder["photos"]], [folder["s1"], folder["s2"]], output=out, blend=True,
+    first = impasto.batch([folder["photos"]], [folder["s1"], folder["s2"]], output=out, blend=True,
                                       progress=False, stop=stop, callback=lambda e: stop.stop("test"), **TINY)
     assert first.status == "cancelled" and [p.name for p in first.pairs] == ["a-starry+scream", "b-starry+scream"]
     assert [p.name for p in out.glob("*.ckpt")] == ["a-starry+scream.png.ckpt"]
     steps: list[int] = []
-    second = impasto.experiments.batch([folder["photos"]], [folder["s1"], folder["s2"]], output=out, blend=True,
+    second = impasto.batch([folder["photos"]], [folder["s1"], folder["s2"]], output=out, blend=True,
                                        progress=False, callback=lambda e: steps.append(e.step.step), **TINY)
     assert second.status == "done" and not list(out.glob("*.ckpt"))
     assert steps[:2] == [2, 3] and steps[2:] == [1, 2, 3]  # a went on from step 1; b started afresh
@@ -101,3 +103,23 @@ def test_cli_batch(folder: dict[str, Path], tmp_path: Path, capsys: pytest.Captu
     assert main(["batch", str(tmp_path / "none-*.png"), "--style", str(folder["s1"]), "-o", str(out)]) == 2
     assert main(["batch", str(folder["photos"]), "--style", str(folder["s1"]), "-o", str(out),
                  "--workers", "2"]) == 2  # a Ray flag without --executor ray
+
+
+def test_without_ray_one_line_says_what_to_install(folder: dict[str, Path], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
+    code = main(["batch", str(folder["photos"]), "--style", str(folder["s1"]), "-o", str(tmp_path / "o"),
+                 "--executor", "ray"])
+    err = capsys.readouterr().err
+    assert code == 2 and "pip install 'impasto[ray]'" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()  # found before any work
+
+
+def test_batch_help_does_not_import_torch() -> None:
+    probe = ("import sys, impasto.cli\n"
+             "try:\n    impasto.cli.main(['batch', '--help'])\n"
+             "except SystemExit:\n    pass\n"
+             "print('torch' in sys.modules, 'ray' in sys.modules, file=sys.stderr)\n")
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert "--executor {local,ray}" in run.stdout and run.stderr.splitlines()[-1] == "False False", run.stderr

@@ -18,7 +18,7 @@ _EXPORTS = {
     "PRESETS": "config", "StyleConfig": "config", "preset": "config",
     "Cancelled": "errors", "ConfigError": "errors", "DivergedError": "errors", "ImageError": "errors",
     "ImpastoError": "errors", "OutputError": "errors", "ResourceError": "errors", "WeightsError": "errors",
-    "SweepResult": "experiments", "sweep": "experiments",
+    "SweepResult": "experiments", "batch": "experiments", "sweep": "experiments",
     "stylize_video": "video",
 }
 
@@ -38,6 +38,7 @@ __all__ = [
     "SweepResult",
     "WeightsError",
     "__version__",
+    "batch",
     "preset",
     "stylize",
     "stylize_batch",
@@ -58,7 +59,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
         ResourceError,
         WeightsError,
     )
-    from .experiments import SweepResult, sweep
+    from .experiments import SweepResult, batch, sweep
     from .video import stylize_video
 
 
