@@ -168,3 +168,11 @@ def test_cli_flags_choose_the_executor() -> None:
     ex = executor_from_args(parse(["batch", "a.png", "--style", "s.png", "-o", "out", "--executor", "ray",
                                    "--gpus-per-worker", "0.5"]))
     assert isinstance(ex, RayExecutor) and ex.address is None and ex.gpus_per_worker == 0.5
+
+
+
+def test_the_cli_spreads_a_sweep_over_the_workers(ray_cluster: RayExecutor) -> None:
+    from impasto.experiments.cluster import spread
+
+    assert spread(ray_cluster, 4, None) == 2 and spread(ray_cluster, 5, None) == 3  # two workers: two batches
+    assert spread(ray_cluster, 4, 1) == 1 and spread(None, 4, None) is None  # --batch, or the local executor

@@ -75,13 +75,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return _dry_run(experiment.with_overrides(**overrides))
     stop = StopToken()
     from ..cli import install_stop  # the same Ctrl-C handling as impasto stylize
-    from .cluster import executor_from_args
+    from .cluster import executor_from_args, spread
 
     executor = executor_from_args(args)
+    max_batch = spread(executor, len(experiment.variants), args.batch)
     restore = install_stop(stop)
     try:
         result = sweep(experiment, content=args.content, styles=args.styles, output=args.output, force=args.force,
-                       max_batch=args.batch, stop=stop, progress=not args.quiet, refresh=args.refresh,
+                       max_batch=max_batch, stop=stop, progress=not args.quiet, refresh=args.refresh,
                        executor=executor, **overrides)
     finally:
         restore()

@@ -7,6 +7,8 @@ imports Ray only when ``--executor ray`` is asked for, and says what to install 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 from typing import Any
 
 EXECUTORS = ("local", "ray")
@@ -43,3 +45,17 @@ def executor_from_args(args: argparse.Namespace) -> Any:
     require_ray()  # before any work: one line saying what to install
     return RayExecutor(args.address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
                        cpus_per_worker=args.cpus_per_worker)
+
+
+def spread(executor: Any, n_variants: int, max_batch: int | None) -> int | None:
+    """``--batch`` for a Ray executor when none is given: batches of ``ceil(variants / workers)``, so that every
+    worker gets one (the plan alone would put every variant that can share a batch into one, for one worker). Said
+    on stderr: the same ``--batch`` on the local executor paints the same pictures."""
+    if executor is None or max_batch is not None:
+        return max_batch
+    workers = executor.capacity()
+    size = max(1, math.ceil(n_variants / workers))
+    if workers > 1:
+        print(f"impasto: note: batches of at most {size} for {workers} Ray workers (--batch N chooses; the same "
+              "--batch locally paints the same pictures)", file=sys.stderr)
+    return size
