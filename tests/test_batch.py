@@ -137,3 +137,13 @@ def test_readme_batch_example_runs(folder: dict[str, Path], monkeypatch: pytest.
     ns: dict = {}
     exec(compile(code, "README.md", "exec"), ns)
     assert ns["job"].status == "done" and len(ns["job"].ran) == 4
+
+
+def test_an_unreadable_photo_fails_alone(folder: dict[str, Path], tmp_path: Path) -> None:
+    (folder["photos"] / "c.png").write_bytes(b"not a png")
+    job = impasto.batch([folder["photos"] / "a.png", folder["photos"] / "c.png"], [folder["s1"]],
+                        output=tmp_path / "out", progress=False, **TINY)
+    assert job.status == "failed" and [p.status for p in job.pairs] == ["done", "failed"]
+    assert "not an image" in job.pairs[1].message
+    with pytest.raises(impasto.ImageError, match="no such file"):
+        impasto.batch([tmp_path / "typo.png"], [folder["s1"]], output=tmp_path / "out", progress=False)

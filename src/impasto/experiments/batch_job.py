@@ -103,6 +103,8 @@ def expand(items: Sequence[str | os.PathLike[str]], what: str) -> list[str]:
             if not found:
                 raise ImageError(f"{text}: matches no image files")
             out += found
+        elif not Path(text).is_file():
+            raise ImageError(f"{text}: no such file (give files, folders, globs or URLs)")
         else:
             out.append(text)
     if not out:
@@ -234,8 +236,13 @@ class _Run:
         for i in range(0, len(contents), chunk):
             if self.stop.stopped:
                 return
-            loaded = [(load_image(c, max_pixels=self.job.pairs[0].config.max_pixels), todo[c])
-                      for c in contents[i:i + chunk]]
+            loaded = []
+            for c in contents[i:i + chunk]:
+                try:
+                    loaded.append((load_image(c, max_pixels=todo[c][0].config.max_pixels), todo[c]))
+                except ImageError as e:  # one unreadable photo of hundreds: its pairs fail, the others go on
+                    for p in todo[c]:
+                        p.status, p.message = "failed", str(e)
             for image, pairs in loaded:
                 self.thumbs[pairs[0].content] = thumbnail(image.image)
             batches = self.plan(loaded, workers)

@@ -172,7 +172,10 @@ class RayExecutor:
             if run.running:  # an error or an interrupt on the driver: the cluster stops too
                 run.halt("the driver stopped")
                 for ref in run.running:
-                    ray.cancel(ref)
+                    try:
+                        ray.cancel(ref)  # a queued task is dropped; a running one has been told to halt
+                    except Exception:  # already finished, or its worker is gone
+                        pass
             self.busy.clear()
 
 
