@@ -20,7 +20,7 @@ from PIL import Image
 from .config import StyleConfig, from_dict
 from .core import state as run_states
 from .core.events import FINAL, STATUSES, Status, Step, StopToken
-from .core.optimize import initial_state, optimize
+from .core.optimize import initial_state, optimize, plan
 from .core.optimize import total_steps as _total_steps
 from .core.schedule import fit_long_side
 from .core.state import RunState
@@ -33,6 +33,7 @@ from .io.files import check_not_input, check_output
 from .io.images import LoadedImage, tensor_to_pil
 from .io.recipe import save_image
 from .preflight import check_memory, check_sizes
+from .progress import RunProgress
 from .result import HISTORY_COLUMNS, LOSS_CONVENTIONS, LOSS_DESCRIPTIONS, TERMS, Result, recipe, write_history
 from .runtime import resolve_device, resolve_precision
 from .weights import load_vgg
@@ -41,7 +42,7 @@ __all__ = [
     "BATCH_SHARED", "FINAL", "HISTORY_COLUMNS", "FrameOutcome", "FrameRunner", "LAYER_NAMES", "LOSS_CONVENTIONS", "LOSS_DESCRIPTIONS", "STATUSES", "TERMS", "ImageLike",
     "LoadedImage", "Prepared", "Result", "RunState", "Status", "Step", "StopToken", "batch_key", "check_memory",
     "fingerprint", "fit_long_side", "layer_shapes", "resolve_config", "resolve_device", "resolve_precision",
-    "resume_state", "run_states", "save_run_checkpoint", "stylize", "stylize_batch", "total_steps",
+    "resume_state", "run_states", "save_run_checkpoint", "schedule", "stylize", "stylize_batch", "total_steps",
     "write_history",
 ]
 
@@ -65,6 +66,11 @@ def total_steps(cfg: StyleConfig, final: tuple[int, int]) -> int:
     return _total_steps(cfg, final)
 
 
+def schedule(cfg: StyleConfig, final: tuple[int, int]) -> tuple[list[tuple[int, int]], list[int]]:
+    """The coarse-to-fine schedule for a result of ``final`` (h, w) pixels: every scale's (h, w) and its steps."""
+    return plan(cfg, final)
+
+
 def layer_shapes(height: int, width: int) -> dict[str, tuple[int, int, int]]:
     """(C, H, W) of every VGG19 layer for an image of height × width (no weights are loaded)."""
     from .core.preprocess import CaffePreprocess
@@ -83,16 +89,11 @@ def resolve_config(config: StyleConfig | dict[str, Any] | None, overrides: dict[
     return config.replace(**overrides) if overrides else config
 
 
-def _progress_bar(total: int) -> Any:
-    from tqdm.auto import tqdm  # works in terminals and notebooks
-
-    return tqdm(total=total, unit="step", dynamic_ncols=True, leave=True)
-
-
 def _observer(cfgs: Sequence[StyleConfig], prepared: Prepared, state: RunState, checked: Sequence[Path | None],
-              snapshots: list[list[tuple[int, Image.Image]]], bar: Any,
+              snapshots: list[list[tuple[int, Image.Image]]], progress: RunProgress,
               callback: Callable[[Step], None] | None) -> Callable[[Step], None]:
-    """The engine's Step → progress bar, ``save_every`` snapshots and the user's callback (with a PIL renderer)."""
+    """The engine's Step → the ETA and bar (impasto.progress), ``save_every`` snapshots and the user's callback
+    (with the ETA and a PIL renderer)."""
 
     def on_step(step: Step) -> None:
         cfg = cfgs[step.index]
@@ -100,10 +101,7 @@ def _observer(cfgs: Sequence[StyleConfig], prepared: Prepared, state: RunState, 
         def as_pil(i: int = step.index) -> Image.Image:
             return tensor_to_pil(postprocess(cfg, state.images[i].detach().clone(), prepared.content_rgb))
 
-        if bar is not None:
-            bar.update(1)
-            if step.index == len(cfgs) - 1:
-                bar.set_postfix({k: f"{v:.3g}" for k, v in step.losses.items() if k != "tv" or v}, refresh=False)
+        eta = progress.update(step)
         if cfg.save_every and step.step % cfg.save_every == 0:
             out = checked[step.index]
             if out is not None:
@@ -112,7 +110,7 @@ def _observer(cfgs: Sequence[StyleConfig], prepared: Prepared, state: RunState, 
             else:
                 snapshots[step.index].append((step.step, as_pil()))
         if callback is not None:
-            callback(dataclasses.replace(step, render=as_pil))
+            callback(dataclasses.replace(step, eta=eta, render=as_pil))
 
     return on_step
 
@@ -172,15 +170,14 @@ def stylize_batch(
     check_sizes(cfgs, prepared.content, prepared.styles, prepared.names)
     check_memory(cfgs, size, device, [tuple(s.shape[-2:]) for s in prepared.styles])  # type: ignore[misc]
     state = state if state is not None else initial_state(prepared.content, cfgs, prepared.inits)
-    bar = _progress_bar(total_steps(c0, size) * len(cfgs)) if progress else None
+    tracker = RunProgress(*plan(c0, size), len(cfgs), bar=progress)
     snapshots: list[list[tuple[int, Image.Image]]] = [[] for _ in cfgs]
     t0 = time.perf_counter()
     try:
-        state = _run(cfgs, prepared, state, device, _observer(cfgs, prepared, state, checked, snapshots, bar, callback),
-                     stop)
+        state = _run(cfgs, prepared, state, device,
+                     _observer(cfgs, prepared, state, checked, snapshots, tracker, callback), stop)
     finally:
-        if bar is not None:
-            bar.close()
+        tracker.close()
     elapsed = time.perf_counter() - t0
     results = []
     for i, cfg in enumerate(cfgs):
@@ -211,7 +208,8 @@ def stylize(
 
     ``content`` and each style may be a path, an http(s) URL, a PIL image or a (3, H, W) tensor in [0, 1].
     ``config`` is a StyleConfig (or dict); keyword overrides change single fields: ``stylize(c, s, steps=50)``.
-    ``callback(step)`` is called after every step with its losses; ``step.image()`` makes the current PIL image.
+    ``callback(step)`` is called after every step with its losses and ``step.eta`` (the seconds left, estimated per
+    scale); ``step.image()`` makes the current PIL image.
     ``stop`` ends the run after the current step (``result.status == "cancelled"``); ``state`` continues a run.
     ``output`` saves the result (PNG with its recipe, or JPEG) and its ``.losses.csv``.
     """

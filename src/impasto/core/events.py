@@ -39,6 +39,7 @@ class Step:
     elapsed: float  # seconds since the run started
     index: int = 0
     frame: int | None = None
+    eta: float | None = None  # seconds left in the run: the api's estimate (impasto.progress.Eta); None from the engine
     render: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
 
     def image(self) -> Any:

@@ -1,7 +1,8 @@
 """Loss curves: one figure per loss term, one line per variant, log scale; PNG and SVG.
 
-matplotlib is an optional extra (``pip install 'impasto[sweep]'``), imported only here and only when needed. The
-figures are drawn on an explicit Agg canvas, never through pyplot, so a notebook's own backend is left alone.
+matplotlib is an optional extra (``pip install 'impasto[sweep]'``), imported only here and only when needed; without
+it a sweep still runs and its report says what to install. The figures are drawn on an explicit Agg canvas, never
+through pyplot, so a notebook's own backend is left alone.
 """
 
 from __future__ import annotations
@@ -24,6 +25,18 @@ class MissingExtra(ImpastoError, ImportError):
     """An optional dependency is not installed: the message says what to install."""
 
     exit_code = 2
+
+
+NO_MATPLOTLIB = "No loss plots: they need matplotlib, which is not installed (pip install 'impasto[sweep]')."
+
+
+def have_matplotlib() -> bool:
+    """Whether the plots can be drawn. A sweep runs without matplotlib: only its plots are left out."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def require_matplotlib() -> Any:

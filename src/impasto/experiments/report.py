@@ -20,7 +20,7 @@ from ..api import LOSS_CONVENTIONS
 from ..api import TERMS as TERM_NAMES
 from ..config import FIELD_NAMES
 from ..io.files import atomic_write
-from .plots import TERMS, plot_terms, render_plot
+from .plots import NO_MATPLOTLIB, TERMS, have_matplotlib, plot_terms, render_plot
 from .results import SweepResult, VariantResult, read_status
 from .sheet import render_sheet, state_text
 from .spec import describe_value
@@ -28,8 +28,12 @@ from .store import write_json
 
 
 def publish(result: SweepResult, *, plots: bool = True) -> dict[str, Path]:
-    """Write sheet.png, plots/loss-TERM.{png,svg}, report.md, report.html and sweep.json; return their paths."""
+    """Write sheet.png, plots/loss-TERM.{png,svg}, report.md, report.html and sweep.json; return their paths.
+    Without matplotlib there are no plots, and the report says what to install."""
     out = result.output
+    missing = ""
+    if plots and not have_matplotlib():
+        plots, missing = False, NO_MATPLOTLIB
     files: dict[str, Path] = {}
     sheet = render_sheet(result)
     buf = io.BytesIO()
@@ -47,9 +51,9 @@ def publish(result: SweepResult, *, plots: bool = True) -> dict[str, Path]:
                 atomic_write(files[f"plot_{term}_{ext}"], data)
             svgs[term] = svg
     files["report_md"] = out / "report.md"
-    atomic_write(files["report_md"], markdown(result, list(svgs)).encode())
+    atomic_write(files["report_md"], markdown(result, list(svgs), missing).encode())
     files["report_html"] = out / "report.html"
-    atomic_write(files["report_html"], page(result, sheet_png, svgs).encode())
+    atomic_write(files["report_html"], page(result, sheet_png, svgs, missing).encode())
     files["manifest"] = out / "sweep.json"
     write_json(files["manifest"], manifest(result))
     result.files = files
@@ -164,7 +168,7 @@ def _reproducible(result: SweepResult) -> bool:
 
 
 # -- Markdown --------------------------------------------------------------------------------------------------------
-def markdown(result: SweepResult, terms: list[str]) -> str:
+def markdown(result: SweepResult, terms: list[str], missing: str = "") -> str:
     exp = result.experiment
     header, table = rows(result)
     out = [f"# {exp.title or 'impasto sweep: ' + exp.name}", ""]
@@ -185,6 +189,8 @@ def markdown(result: SweepResult, terms: list[str]) -> str:
         out += ["## Loss curves", ""]
         out += [f"![{TERMS[t]}](plots/loss-{t}.png)" for t in terms]
         out.append("")
+    elif missing:
+        out += ["## Loss curves", "", missing, ""]
     out += ["## Pictures", ""]
     out += [f"- [{v.name}](runs/{v.slug}.png)" + (f" ({state_text(v)})" if v.status != "done" else "")
             for v in result.variants if v.path]
@@ -221,7 +227,7 @@ def _thumb(v: VariantResult) -> str:
     return f'<img class="thumb" alt="{html.escape(v.name)}" src="{_data_uri(buf.getvalue(), "image/png")}">'
 
 
-def page(result: SweepResult, sheet_png: bytes, svgs: dict[str, bytes]) -> str:
+def page(result: SweepResult, sheet_png: bytes, svgs: dict[str, bytes], missing: str = "") -> str:
     """The report as one HTML file with every image embedded (it can be mailed or uploaded as is)."""
     exp = result.experiment
     esc = html.escape
@@ -256,6 +262,8 @@ def page(result: SweepResult, sheet_png: bytes, svgs: dict[str, bytes]) -> str:
         out.append("<h2>Loss curves</h2>")
         out += [f'<figure><img alt="{esc(TERMS[t])}" src="{_data_uri(svg, "image/svg+xml")}"></figure>'
                 for t, svg in svgs.items()]
+    elif missing:
+        out += ["<h2>Loss curves</h2>", f'<p class="muted">{esc(missing)}</p>']
     out += ["<h2>Base settings</h2>", "<pre>" + esc("\n".join(["[base]", *toml_lines(exp.base.to_dict())])) + "</pre>"]
     if _reproducible(result):
         out += ["<h2>Reproduce</h2>", f"<pre>{esc(command(result))}</pre>"]

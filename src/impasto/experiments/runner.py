@@ -23,13 +23,14 @@ from ..api import (
     fingerprint,
     fit_long_side,
     resume_state,
+    schedule,
     total_steps,
 )
 from ..api import run_states as states
 from ..errors import ConfigError
 from ..io.images import LoadedImage, load_image
+from ..progress import SweepBars, work_left
 from .executors import Batch, BatchOutcome, Executor, LocalExecutor
-from .plots import require_matplotlib
 from .report import publish
 from .results import SweepResult, SweepStep, VariantResult, sweep_status
 from .spec import Experiment, differences, load_experiment, slug
@@ -60,13 +61,12 @@ def sweep(
     ``max_batch`` caps how many variants share a batch (1: one after another). ``callback(event)`` sees every step
     (``event.variant``, ``event.step``); ``stop`` ends the sweep after the current step, keeping checkpoints.
     The sheet, plots and report are rewritten after every batch and, while one runs, every ``refresh`` seconds
-    (None or 0: only after each batch).
+    (None or 0: only after each batch). The loss plots need matplotlib (``pip install 'impasto[sweep]'``): without
+    it, or with ``plots=False``, the sweep runs and its report says the plots are missing.
     """
     t0 = time.perf_counter()
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
     exp = exp.with_overrides(**overrides)
-    if plots:
-        require_matplotlib()  # before any work, not after an hour of it
     if max_batch is not None and max_batch < 1:
         raise ConfigError(f"max_batch = {max_batch} is invalid: give 1 or more (1 runs the variants one by one)")
     c_img, s_imgs = _inputs(exp, content, styles)
@@ -158,6 +158,13 @@ def _reuse(folder: RunFolder, rec: VariantResult, force: bool, content: LoadedIm
     return None
 
 
+def _work_left(v: VariantResult, content: LoadedImage) -> float:
+    """Pixel-steps left in a variant's schedule: what the sweep's ETA weighs it by."""
+    h, w = content.image.height, content.image.width
+    final = v.config.shape if v.config.shape is not None else fit_long_side(h, w, v.config.size)
+    return work_left(*schedule(v.config, final), v.steps_done)
+
+
 class _Run:
     """One call of ``sweep``: plans batches, hands them to the executor, files what comes back."""
 
@@ -171,7 +178,9 @@ class _Run:
         self.last_publish = time.monotonic()
         self.publish_time = 0.0  # seconds the last redraw took
         self.sweep_info = {"experiment": str(result.experiment.path or result.experiment.name)}
-        self.bars = _Bars(progress, sum(v.total_steps - v.steps_done for v in result.variants if not v.finished))
+        pending = [v for v in result.variants if not v.finished]
+        self.bars = SweepBars(progress, sum(v.total_steps - v.steps_done for v in pending),
+                              {v.name: _work_left(v, result.content) for v in pending})
         self.n_batches = 0
 
     def loop(self) -> None:
@@ -273,45 +282,3 @@ class _Run:
     def close(self) -> None:
         self.bars.close()
 
-
-class _Bars:
-    """Two progress bars: the whole sweep (steps of every variant) and the current batch (its steps)."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.planned = enabled, 0
-        self.overall: Any = None
-        self.current: Any = None
-        self.current_index = -1
-        if enabled:
-            from tqdm.auto import tqdm
-
-            self.tqdm = tqdm
-            self.overall = tqdm(total=total, desc="sweep", unit="step", position=0, dynamic_ncols=True)
-
-    def update(self, batch: Batch, step: Step, last: bool) -> None:
-        if not self.enabled:
-            return
-        if batch.index != self.current_index:
-            self.end_batch()
-            self.current_index = batch.index
-            names = ", ".join(batch.names)
-            names = names if len(names) <= 40 else names[:39] + "…"
-            self.current = self.tqdm(total=step.total_steps, initial=step.step - 1, unit="step", position=1,
-                                     leave=False, dynamic_ncols=True,
-                                     desc=f"batch {batch.index}/{self.planned} ({len(batch.names)}: {names})")
-        self.overall.update(1)
-        if last:
-            self.current.update(1)
-            self.current.set_postfix({k: f"{v:.3g}" for k, v in step.losses.items() if k != "tv" or v},
-                                     refresh=False)
-
-    def end_batch(self) -> None:
-        if self.current is not None:
-            self.current.close()
-            self.current = None
-            self.current_index = -1
-
-    def close(self) -> None:
-        self.end_batch()
-        if self.overall is not None:
-            self.overall.close()

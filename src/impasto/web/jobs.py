@@ -73,6 +73,9 @@ class Job:
     step: int = 0
     total_steps: int | None = None
     size: tuple[int, int] | None = None  # (height, width) of the current scale
+    scale: int | None = None  # 0-based index of the current scale, of ``scales``
+    scales: int | None = None
+    eta_s: float | None = None  # seconds left, estimated per scale (Step.eta: impasto.progress.Eta)
     losses: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
     preview: bytes | None = field(default=None, repr=False)  # the latest PNG while running
@@ -221,6 +224,8 @@ class JobQueue:
             d: dict[str, Any] = {
                 "id": job.id, "status": job.status, "message": job.message, "position": self._position(job),
                 "step": job.step, "total_steps": job.total_steps, "size": list(job.size) if job.size else None,
+                "scale": job.scale, "scales": job.scales,
+                "eta_s": round(job.eta_s, 1) if job.eta_s is not None and job.status == "running" else None,
                 "losses": dict(job.losses), "created": job.created, "started": job.started,
                 "finished": job.finished, "elapsed": job.elapsed(), "config": job.config.to_dict(),
                 "inputs": job.inputs, "has_image": job.has_result or job.preview is not None,
@@ -299,6 +304,7 @@ class JobQueue:
                  **{k: float(v) for k, v in step.losses.items()}}
         with self._lock:
             job.step, job.total_steps, job.size = step.step, step.total_steps, step.size
+            job.scale, job.scales, job.eta_s = step.scale, step.scales, step.eta
             job.losses = dict(step.losses)
             job.history.append(entry)
             if png is not None:

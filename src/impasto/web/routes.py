@@ -179,8 +179,8 @@ def input_image(queue: Queue, job_id: str, index: int) -> FileResponse:
             response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
 async def events(queue: Queue, job_id: str) -> StreamingResponse:
     """``state`` first (the whole job, with its loss history), then ``status`` (queued position, running),
-    ``progress`` (one per step: step, total_steps, losses), ``preview`` (a URL every few steps) and ``end``
-    (status, message, final image URL); the stream closes after ``end``."""
+    ``progress`` (one per step: step, total_steps, scale, scales, size, eta_s, losses), ``preview`` (a URL every
+    few steps) and ``end`` (status, message, final image URL); the stream closes after ``end``."""
     job = find(queue, job_id)
     return StreamingResponse(_stream(queue, job), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
@@ -205,7 +205,8 @@ async def _stream(queue: JobQueue, job: Job) -> AsyncIterator[str]:
         snap = describe(queue, job)
         for entry in queue.history_since(job, sent):
             sent += 1
-            yield _sse("progress", {**entry, "total_steps": snap["total_steps"]})
+            yield _sse("progress", {**entry, "total_steps": snap["total_steps"], "scales": snap["scales"],
+                                    "size": snap["size"], "eta_s": snap["eta_s"]})
         if snap["preview_step"] != preview and snap["status"] == "running":
             preview = snap["preview_step"]
             yield _sse("preview", {"step": preview, "url": f"{snap['urls']['image']}?step={preview}"})
