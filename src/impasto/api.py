@@ -25,16 +25,25 @@ from .core.optimize import total_steps as _total_steps
 from .core.schedule import fit_long_side
 from .core.state import RunState
 from .core.vgg import LAYER_NAMES
-from .errors import ConfigError, ResourceError
+from .errors import ConfigError, ResourceError, WriteError
 from .frames import FrameOutcome, FrameRunner  # impasto.video's engine: one runner a clip, a run a frame
 from .inputs import ImageLike, Prepared, fingerprint, postprocess, prepare, style_list, style_transform
-from .io.checkpoint import load_checkpoint, save_checkpoint
+from .io.checkpoint import check_position, load_checkpoint, save_checkpoint
 from .io.files import check_not_input, check_output
 from .io.images import LoadedImage, tensor_to_pil
 from .io.recipe import save_image
 from .preflight import check_memory, check_sizes
 from .progress import RunProgress
-from .result import HISTORY_COLUMNS, LOSS_CONVENTIONS, LOSS_DESCRIPTIONS, TERMS, Result, recipe, write_history
+from .result import (
+    HISTORY_COLUMNS,
+    LOSS_CONVENTIONS,
+    LOSS_DESCRIPTIONS,
+    TERMS,
+    Result,
+    recipe,
+    write_history,
+    write_run,
+)
 from .runtime import resolve_device, resolve_precision
 from .weights import load_vgg
 
@@ -89,9 +98,30 @@ def resolve_config(config: StyleConfig | dict[str, Any] | None, overrides: dict[
     return config.replace(**overrides) if overrides else config
 
 
+class _RunStop(StopToken):
+    """The caller's stop token, or a write that failed during the run (a snapshot on a full disk): either ends the
+    run after its step, as a Ctrl-C does, so that its checkpoint and image are still tried."""
+
+    def __init__(self, outer: StopToken | None) -> None:
+        super().__init__()
+        self.outer, self.error = outer, None
+
+    def fail(self, error: WriteError) -> None:
+        self.error = self.error or error
+        self.stop(f"stopped: {error}")
+
+    @property
+    def stopped(self) -> bool:
+        return self._event.is_set() or (self.outer is not None and self.outer.stopped)
+
+    @property
+    def reason(self) -> str:
+        return self._local_reason if self._event.is_set() or self.outer is None else self.outer.reason
+
+
 def _observer(cfgs: Sequence[StyleConfig], prepared: Prepared, state: RunState, checked: Sequence[Path | None],
               snapshots: list[list[tuple[int, Image.Image]]], progress: RunProgress,
-              callback: Callable[[Step], None] | None) -> Callable[[Step], None]:
+              callback: Callable[[Step], None] | None, halt: _RunStop) -> Callable[[Step], None]:
     """The engine's Step → the ETA and bar (impasto.progress), ``save_every`` snapshots and the user's callback
     (with the ETA and a PIL renderer)."""
 
@@ -106,7 +136,10 @@ def _observer(cfgs: Sequence[StyleConfig], prepared: Prepared, state: RunState, 
             out = checked[step.index]
             if out is not None:
                 snap = out.with_name(f"{out.stem}.step{step.step:05d}{out.suffix}")
-                save_image(as_pil(), snap, {"step": step.step, "config": cfg.to_dict()})
+                try:
+                    save_image(as_pil(), snap, {"step": step.step, "config": cfg.to_dict()})
+                except WriteError as e:  # a full disk: stop here and try to keep the run (checkpoint first)
+                    halt.fail(e)
             else:
                 snapshots[step.index].append((step.step, as_pil()))
         if callback is not None:
@@ -145,11 +178,14 @@ def stylize_batch(
     progress: bool = False,
     outputs: Sequence[str | os.PathLike[str] | None] | None = None,
     force: bool = True,
+    checkpoints: Sequence[str | os.PathLike[str] | None] | None = None,
 ) -> list[Result]:
     """Run several configs that share a size and schedule (see ``batch_key``) as one batch.
 
     With ``outputs``, each result is saved there (image, recipe, ``.losses.csv``); ``save_every`` snapshots are
-    written beside it as ``NAME.stepNNNNN.png``. Outputs are checked before the run starts.
+    written beside it as ``NAME.stepNNNNN.png``. Outputs are checked before the run starts. A stopped run writes
+    its checkpoint to ``checkpoints[i]`` (if given) before its image. A file that cannot be written (a full disk) is
+    a ``WriteError``; a snapshot that cannot be written stops the run first, so that its checkpoint is tried.
     """
     cfgs = list(configs)
     if not cfgs:
@@ -172,10 +208,11 @@ def stylize_batch(
     state = state if state is not None else initial_state(prepared.content, cfgs, prepared.inits)
     tracker = RunProgress(*plan(c0, size), len(cfgs), bar=progress)
     snapshots: list[list[tuple[int, Image.Image]]] = [[] for _ in cfgs]
+    halt = _RunStop(stop)
     t0 = time.perf_counter()
     try:
         state = _run(cfgs, prepared, state, device,
-                     _observer(cfgs, prepared, state, checked, snapshots, tracker, callback), stop)
+                     _observer(cfgs, prepared, state, checked, snapshots, tracker, callback, halt), halt)
     finally:
         tracker.close()
     elapsed = time.perf_counter() - t0
@@ -186,8 +223,13 @@ def stylize_batch(
                               message=state.item_message(i), elapsed=elapsed,
                               recipe=recipe(cfg, device, prepared, state, i, elapsed), state=state,
                               snapshots=snapshots[i]))
-        if checked[i] is not None:
-            results[-1].save(checked[i])
+    ckpts = [Path(c) if c is not None else None for c in (checkpoints or [None] * len(cfgs))]
+    for i, out in enumerate(checked):
+        if out is not None:
+            write_run(results[i], out, ckpts[i], i)
+    if halt.error is not None:
+        raise WriteError(f"{halt.error}; the run stopped after that step, and its image"
+                         + (" and checkpoint were" if any(ckpts) else " was") + " saved") from None
     return results
 
 
@@ -202,6 +244,7 @@ def stylize(
     progress: bool = True,
     output: str | os.PathLike[str] | None = None,
     force: bool = True,
+    checkpoint: str | os.PathLike[str] | None = None,
     **overrides: Any,
 ) -> Result:
     """Paint ``content`` in the manner of ``styles``.
@@ -211,11 +254,12 @@ def stylize(
     ``callback(step)`` is called after every step with its losses and ``step.eta`` (the seconds left, estimated per
     scale); ``step.image()`` makes the current PIL image.
     ``stop`` ends the run after the current step (``result.status == "cancelled"``); ``state`` continues a run.
-    ``output`` saves the result (PNG with its recipe, or JPEG) and its ``.losses.csv``.
+    ``output`` saves the result (PNG with its recipe, or JPEG) and its ``.losses.csv``; a stopped run writes its
+    ``checkpoint`` (if given: what ``resume_state`` reads) before them, so that a full disk still leaves it resumable.
     """
     cfg = resolve_config(config, overrides)
     return stylize_batch(content, styles, [cfg], callback=callback, stop=stop, state=state, progress=progress,
-                         outputs=[output], force=force)[0]
+                         outputs=[output], force=force, checkpoints=[checkpoint])[0]
 
 
 def save_run_checkpoint(path: str | Path, result: Result) -> Path:
@@ -254,4 +298,6 @@ def resume_state(path: str | Path, config: StyleConfig, content: ImageLike, styl
     prepared = prepare(content, style_list(styles), [config], device)
     if prepared.fingerprint != data["fingerprint"]:
         raise ConfigError(f"{path}: was written for other input images; use the same images to resume")
+    check_position(path, data["state"], *plan(config, tuple(prepared.content.shape[-2:])),
+                   adam=config.optimizer != "lbfgs")  # type: ignore[arg-type]
     return RunState.from_dict(_move_state(data["state"], device))

@@ -331,7 +331,11 @@ def key_line(text: str, key: str) -> int | None:
 
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Parse a TOML file; syntax errors become a ConfigError naming the file and line."""
+    from .io.files import path_problem  # a FIFO would block the read, a symlink loop is not "no such file"
+
     p = Path(path)
+    if (problem := path_problem(p)) not in (None, "no such file"):
+        raise ConfigError(f"{path}: {problem}; give a TOML file")
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -39,6 +39,17 @@ class OutputError(ImpastoError, OSError):
     exit_code = 2
 
 
+class WriteError(OutputError):
+    """A file could not be written once the work was done (a full disk, a read-only file system): the message
+    names the file and why; what was written before it stays (after a stop, the checkpoint is written first)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason  # "the disk is full", "the file system is read-only": for messages without the path
+
+
 class WeightsError(ImpastoError, RuntimeError):
     """The VGG19 weights cannot be found or loaded."""
 

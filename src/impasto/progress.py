@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
+from .io.streams import SafeStream
+
 if TYPE_CHECKING:
     from .core.events import Step
 
@@ -211,7 +213,8 @@ def open_bar(total: int, desc: str, *, where: Mode, position: int = 0, leave: bo
     kw: dict[str, Any] = dict(total=total, desc=desc, unit="step", leave=leave, initial=initial, bar_format=BAR_FORMAT)
     if where != "widget":
         # position 0 never moves the cursor; a pipe gets a redraw a second rather than ten
-        kw.update(file=sys.stderr, position=position, dynamic_ncols=True, mininterval=0.1 if where == "terminal" else 1)
+        # A stderr that is full (2>/dev/full) or closed (2>&-) must never stop a run: its errors are swallowed.
+        kw.update(file=SafeStream(sys.stderr), position=position, dynamic_ncols=True, mininterval=0.1 if where == "terminal" else 1)
     return _bar_class(where == "widget")(**kw)
 
 

@@ -14,9 +14,11 @@ from PIL import Image
 
 from . import __version__
 from .config import StyleConfig
-from .core.state import RunState
+from .core.state import RunState, take
 from .core.terms import TERM_DESCRIPTIONS, TERM_NAMES
+from .errors import WriteError
 from .inputs import Prepared
+from .io.checkpoint import save_checkpoint
 from .io.files import atomic_write, check_output
 from .io.recipe import save_image
 from .runtime import resolve_precision
@@ -55,8 +57,7 @@ class Result:
     def save(self, path: str | os.PathLike[str], *, force: bool = True) -> Path:
         """Save the image (PNG with its recipe, or JPEG) and the loss history beside it (``.losses.csv``)."""
         p = check_output(path, force=force)
-        save_image(self.image, p, self.recipe)
-        write_history(p.with_suffix(".losses.csv"), self.history)
+        write_result(self, p)
         return p
 
     def _repr_png_(self) -> bytes:
@@ -73,12 +74,34 @@ def history_columns(history: list[dict[str, float]]) -> list[str]:
     return list(seen)
 
 
+def write_result(result: Result, path: Path) -> None:
+    """The image (with its recipe), then its loss history beside it, to an output already checked: a full disk is
+    a WriteError naming the file that failed, and the image stays when only its history could not be written."""
+    save_image(result.image, path, result.recipe)
+    write_history(path.with_suffix(".losses.csv"), result.history)
+
+
+def write_run(result: Result, path: Path, checkpoint: Path | None = None, index: int = 0) -> None:
+    """A run's files. A stopped run with a ``checkpoint`` path writes it first (the run ``index`` of its batch's
+    state), so that a disk that fills up after it still leaves the run resumable; a WriteError then says so."""
+    if checkpoint is not None and result.status == "cancelled" and result.state is not None:
+        state = take(result.state, [index]) if result.state.n > 1 else result.state
+        save_checkpoint(checkpoint, state.to_dict(), result.config.to_dict(), result.recipe["inputs_fingerprint"])
+        try:
+            write_result(result, path)
+        except WriteError as e:
+            raise WriteError(f"{e}; {checkpoint} was written before it, so the run can be resumed (--resume) "
+                             "once there is room") from None
+        return
+    write_result(result, path)
+
+
 def write_history(path: Path, history: list[dict[str, float]]) -> None:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=history_columns(history), extrasaction="ignore")
     w.writeheader()
     w.writerows(history)
-    atomic_write(path, buf.getvalue().encode())
+    atomic_write(path, buf.getvalue().encode(), what="the loss history")
 
 
 def recipe(cfg: StyleConfig, device: torch.device, prepared: Prepared, state: RunState | None, index: int,

@@ -26,6 +26,7 @@ import torch
 from .core.preprocess import make_preprocess
 from .core.vgg import CONV_NAMES, LAYER_INDEX, VGG19
 from .errors import WeightsError
+from .io.files import path_problem
 
 BUNDLED_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 TORCHVISION_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
@@ -171,9 +172,10 @@ def load_state_dict(source: str) -> tuple[dict[str, torch.Tensor], str]:
             ) from None
         return normalize_state_dict(raw, TORCHVISION_URL)
     path = Path(source).expanduser()
-    if not path.is_file():
+    problem = path_problem(path)  # a FIFO, a folder, a symlink loop: said as such, and never opened
+    if problem is not None:
         raise WeightsError(
-            f"weights {source!r}: no such file; use 'bundled' (default), 'torchvision' or the path to a state dict"
+            f"weights {source!r}: {problem}; use 'bundled' (default), 'torchvision' or the path to a state dict"
         )
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)

@@ -19,7 +19,8 @@ from PIL import Image
 from ..api import LOSS_CONVENTIONS
 from ..api import TERMS as TERM_NAMES
 from ..config import FIELD_NAMES
-from ..io.files import atomic_write
+from ..errors import ConfigError
+from ..io.files import atomic_write, path_problem, printable
 from .plots import NO_MATPLOTLIB, TERMS, have_matplotlib, plot_terms, render_plot
 from .results import SweepResult, VariantResult, read_status
 from .sheet import render_sheet, state_text
@@ -138,10 +139,19 @@ def manifest(result: SweepResult) -> dict[str, Any]:
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """A sweep's ``sweep.json`` (for tools and notebooks), its statuses in today's words: a manifest from before
     the one vocabulary says ``incomplete`` (now ``failed``) and ``pending`` (now ``queued``)."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    data["status"] = read_status(data.get("status"))
-    for v in data.get("variants", []):
-        v["status"] = read_status(v.get("status"))
+    problem = path_problem(path)
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
+    try:  # read as if a stranger wrote it: one line for anything that is not a sweep's manifest
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or not isinstance(data.get("variants", []), list) \
+                or not all(isinstance(v, dict) for v in data.get("variants", [])):
+            raise ValueError("not an object with a list of variants")
+        data["status"] = read_status(data.get("status"))
+        for v in data.get("variants", []):
+            v["status"] = read_status(v.get("status"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise ConfigError(f"{path}: not a sweep manifest ({printable(str(e))[:100]})") from None
     return data
 
 

@@ -23,6 +23,8 @@ OLD_STATUS: dict[str, Status] = {"pending": "queued", "incomplete": "failed"}
 def read_status(word: Any) -> Status:
     """A status read from a sweep's files, old words mapped onto the vocabulary (pending → queued, incomplete →
     failed); ValueError for a word outside it."""
+    if not isinstance(word, str):  # a crafted file: a list or a number is not a word (and a list is unhashable)
+        raise ValueError(f"unknown status {word!r:.40}")
     word = OLD_STATUS.get(word, word)
     if word not in STATUSES:
         raise ValueError(f"unknown status {word!r}")

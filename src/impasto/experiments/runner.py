@@ -27,8 +27,9 @@ from ..api import (
     total_steps,
 )
 from ..api import run_states as states
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
 from ..io.images import LoadedImage, load_image
+from ..io.locks import lock_folder
 from ..progress import SweepBars, work_left
 from .executors import Batch, BatchOutcome, Executor, LocalExecutor
 from .report import publish
@@ -74,6 +75,16 @@ def sweep(
     inputs_fp = fingerprint(c_img.image, *(s.image for s in s_imgs))
     folder = RunFolder(Path(output) if output is not None else Path("study") / exp.name)
     folder.create()
+    with lock_folder(folder.root, "impasto sweep"):  # one sweep per folder: a second one is refused, naming this
+        folder.clean()  # temporary files a killed sweep left
+        return _sweep(exp, folder, c_img, s_imgs, inputs_fp, overrides, force, executor, max_batch, callback, stop,
+                      progress, refresh, plots, t0)
+
+
+def _sweep(exp: Experiment, folder: RunFolder, c_img: LoadedImage, s_imgs: list[LoadedImage], inputs_fp: str,
+           overrides: dict[str, Any], force: bool, executor: Executor | None, max_batch: int | None,
+           callback: Callable[[SweepStep], None] | None, stop: StopToken | None, progress: bool,
+           refresh: float | None, plots: bool, t0: float) -> SweepResult:
 
     records: list[VariantResult] = []
     saved_states: dict[str, RunState] = {}
@@ -103,7 +114,11 @@ def sweep(
         run.cut_off(error, stopped)
         result.status = sweep_status(records, stopped=stopped)
         run.close()
-        publish(result, plots=plots)
+        try:
+            publish(result, plots=plots)
+        except OutputError:  # a full disk: the error that ended the sweep, if any, is the one to tell
+            if error is None:
+                raise
     return result
 
 
@@ -262,7 +277,9 @@ class _Run:
                 v.status = "cancelled"
                 if st is not None:
                     self.states[name] = st
+                    # The checkpoint and its record first: a disk that fills up after them leaves it resumable.
                     self.folder.save_checkpoint(v, st, r.recipe["inputs_fingerprint"])
+                    self.folder.save_record(v)
             else:
                 v.status = r.status
                 self.states.pop(name, None)

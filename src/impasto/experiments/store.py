@@ -22,16 +22,23 @@ import json
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from ..api import Result, RunState
 from ..config import StyleConfig
 from ..errors import OutputError
 from ..io.checkpoint import save_checkpoint
-from ..io.files import atomic_write
+from ..io.files import atomic_write, clean_stale_temps, os_reason, path_problem
+from ..io.images import load_image
 from .results import VariantResult, read_status
 
 FORMAT = 1
+MAX_RECORD_BYTES = 2**20  # a record is a few KB: anything larger was not written by a sweep
+MAX_HISTORY_BYTES = 256 * 2**20
+# The fields a rerun takes from a record, and their types (anything else: the record is not trusted).
+RECORD_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,), "steps_done": (int,), "total_steps": (int,), "elapsed": (int, float), "batch_size": (int,),
+    "peak_memory": (int, type(None)), "memory_kind": (str,), "message": (str,), "final_losses": (dict,),
+    "changes": (dict,), "config": (dict,),
+}
 
 
 def run_key(config: StyleConfig, inputs_fingerprint: str) -> str:
@@ -55,7 +62,12 @@ class RunFolder:
             (self.root / "plots").mkdir(parents=True, exist_ok=True)
             self.runs.mkdir(exist_ok=True)
         except OSError as e:
-            raise OutputError(f"{self.root}: cannot create the sweep's folder ({e.strerror or e})") from None
+            raise OutputError(f"{self.root}: cannot create the sweep's folder ({os_reason(e)})") from None
+
+    def clean(self) -> None:
+        """Remove the temporary files that a killed sweep (SIGKILL, a power cut) left in the folder."""
+        for folder in (self.root, self.runs, self.root / "plots"):
+            clean_stale_temps(folder)
 
     def image(self, slug: str) -> Path:
         return self.runs / f"{slug}.png"
@@ -71,22 +83,31 @@ class RunFolder:
 
     # -- reading --------------------------------------------------------------------------------------------------
     def read_record(self, slug: str) -> dict[str, Any] | None:
+        """A variant's record, or None when it is missing or not one a sweep wrote (the variant then runs afresh):
+        read as if a stranger wrote it, every field of the type the sweep writes."""
+        path = self.record(slug)
         try:
-            data = json.loads(self.record(slug).read_text(encoding="utf-8"))
+            if path_problem(path) or path.stat().st_size > MAX_RECORD_BYTES:
+                return None
+            data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or data.get("format") != FORMAT:
                 return None
             data["status"] = read_status(data.get("status"))  # older sweeps' words → today's
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
+        if not isinstance(data.get("key"), str):
+            return None
+        for name, types in RECORD_TYPES.items():
+            if name in data and (not isinstance(data[name], types) or isinstance(data[name], bool)):
+                return None
         return data
 
     def restore(self, rec: VariantResult, saved: dict[str, Any]) -> bool:
         """Fill ``rec`` from a finished variant's files; False when they are missing or unreadable."""
         try:
-            with Image.open(self.image(rec.slug)) as im:
-                rec.image = im.convert("RGB")
+            rec.image = load_image(self.image(rec.slug), max_pixels=rec.config.max_pixels).image
             rec.history = read_history(self.history(rec.slug))
-        except (OSError, ValueError):
+        except (OSError, ValueError, csv.Error):  # ImageError is a ValueError
             return False
         for name in ("status", "steps_done", "total_steps", "elapsed", "batch_size", "peak_memory", "memory_kind",
                      "message"):
@@ -122,6 +143,9 @@ class RunFolder:
 
 
 def read_history(path: Path) -> list[dict[str, float]]:
+    """A loss history written by ``write_history``; ValueError or csv.Error when it is not one."""
+    if path_problem(path) or path.stat().st_size > MAX_HISTORY_BYTES:
+        raise ValueError(f"{path}: not a loss history")
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     out = []

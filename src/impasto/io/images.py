@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -22,9 +23,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError
 from .fetch import is_url, read_url
+from .files import os_reason, path_problem
 
 MIN_SIDE = 8
 _PIXEL_LIMIT_LOCK = threading.Lock()  # Image.MAX_IMAGE_PIXELS is process-wide: one loader at a time
+# Pillow refuses a PNG whose colour profile or text decompresses past PngImagePlugin.MAX_TEXT_CHUNK (1 MB), or past
+# MAX_TEXT_MEMORY (64 MB) in all: a guard against zip bombs in metadata, which impasto does not use. Such a file is
+# read again without those chunks (when it is under this size) rather than called broken.
+_METADATA_LIMIT = re.compile(r"MAX_TEXT_CHUNK|MAX_TEXT_MEMORY")
+_MAX_RETRY_BYTES = 512 * 2**20
 
 
 @dataclass
@@ -37,43 +44,85 @@ class LoadedImage:
 def _open(source: str | os.PathLike[str] | bytes, name: str, max_pixels: int) -> LoadedImage:
     fp = _readable(source, name)
     try:
-        with warnings.catch_warnings():
-            # Pillow's warnings about a user's file (corrupt EXIF, transparency in a palette, the size) are noise
-            # here: what matters is raised, and caught below.
-            warnings.simplefilter("ignore")
-            with _open_unlimited(fp) as im:  # closes the file (a GIF keeps it open for its other frames)
-                rgb, notes = _decode(im, name, max_pixels)
+        try:
+            rgb, notes = _open_decode(fp, name, max_pixels)
+        except ValueError as e:  # Pillow's cap on decompressed PNG metadata (1 MB a chunk, 64 MB in all)?
+            lean = _without_metadata(fp) if _METADATA_LIMIT.search(str(e)) else None
+            if lean is None:
+                raise
+            rgb, notes = _open_decode(io.BytesIO(lean), name, max_pixels)
+            notes.append(f"{name}: its metadata (a colour profile or text) is larger than Pillow reads "
+                         "(over 1 MB decompressed); ignored it, as impasto uses no colour profiles")
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image Pillow can read (use PNG, JPEG, WebP, GIF, BMP or TIFF)") from None
     except MemoryError:
         raise ImageError(f"{name}: too large to decode in the memory available; shrink it first") from None
+    except OSError as e:
+        if e.errno is None:  # Pillow's own OSErrors (a truncated file) carry no errno
+            raise ImageError(f"{name}: broken or truncated image ({_first_line(e)}); re-export or re-download it") \
+                from None
+        raise ImageError(f"{name}: cannot be read ({os_reason(e)})") from None
     except Exception as e:  # a malformed file makes decoders raise anything; it is bad input, not a bug
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ImageError(f"{name}: broken or truncated image ({msg}); re-export or re-download it") from None
+        raise ImageError(f"{name}: broken or truncated image ({_first_line(e)}); re-export or re-download it") \
+            from None
     if min(rgb.size) < MIN_SIDE:
         raise ImageError(f"{name}: {rgb.size[0]}x{rgb.size[1]} pixels is too small; use at least {MIN_SIDE} px a side")
     return LoadedImage(rgb, name, notes)
 
 
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def _open_decode(fp: Any, name: str, max_pixels: int) -> tuple[Image.Image, list[str]]:
+    with warnings.catch_warnings():
+        # Pillow's warnings about a user's file (corrupt EXIF, transparency in a palette, the size) are noise
+        # here: what matters is raised, and caught in _open.
+        warnings.simplefilter("ignore")
+        if isinstance(fp, io.BytesIO):
+            fp.seek(0)
+        with _open_unlimited(fp) as im:  # closes the file (a GIF keeps it open for its other frames)
+            return _decode(im, name, max_pixels)
+
+
+def _without_metadata(fp: Any) -> bytes | None:
+    """A PNG's bytes without its colour profile and text chunks (iCCP, tEXt, zTXt, iTXt); None if not a PNG."""
+    if isinstance(fp, io.BytesIO):
+        data = fp.getvalue()
+    else:
+        if os.path.getsize(fp) > _MAX_RETRY_BYTES:
+            return None
+        data = Path(fp).read_bytes()
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    out, pos = [data[:8]], 8
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        end = pos + 12 + length
+        if data[pos + 4:pos + 8] not in (b"iCCP", b"tEXt", b"zTXt", b"iTXt"):
+            out.append(data[pos:end])
+        pos = end
+    return b"".join(out)
+
+
 def _readable(source: str | os.PathLike[str] | bytes, name: str) -> Any:
-    """Bytes as a file object, or a path checked to be a non-empty file; an ImageError naming the problem if not."""
+    """Bytes as a file object, or a path checked to be a non-empty regular file; an ImageError naming the problem
+    if not (a FIFO, a device, a symlink loop, a folder: each in its own words, never opened)."""
     if isinstance(source, bytes):
         if not source:
             raise ImageError(f"{name}: no data (0 bytes)")
         return io.BytesIO(source)
-    path = Path(source)
+    problem = path_problem(source)
+    if problem is not None:
+        raise ImageError(f"{name}: {problem}" + ("; check the path" if problem == "no such file" else ""))
     try:
-        if not path.exists():
-            raise ImageError(f"{name}: no such file; check the path")
-        if path.is_dir():
-            raise ImageError(f"{name}: is a directory, not an image file")
-        if path.stat().st_size == 0:
+        if os.path.getsize(source) == 0:
             raise ImageError(f"{name}: the file is empty (0 bytes)")
-    except OSError as e:  # a name too long, a permission problem on the way to it
-        raise ImageError(f"{name}: cannot be read ({e.strerror or type(e).__name__})") from None
-    return path
+    except OSError as e:
+        raise ImageError(f"{name}: cannot be read ({os_reason(e)})") from None
+    return Path(source)
 
 
 def _open_unlimited(fp: Any) -> Image.Image:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import sys
+from pathlib import Path
 from typing import Any
 
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
@@ -41,9 +43,22 @@ def is_loopback(host: str) -> bool:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve while holding the results folder's lock: a second server on the same folder would mark this one's
+    running job failed and run its queue again, so it is refused, naming this one (pid, host, since when)."""
+    from ..io.locks import lock_folder
     from . import require_web
 
     require_web()
+    folder = Path(args.results)
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)  # if it cannot be made, create_app says why
+    if not folder.is_dir():
+        return _serve(args)
+    with lock_folder(folder, "impasto serve"):
+        return _serve(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import Limits, create_app

@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -34,10 +35,11 @@ from PIL import Image, PngImagePlugin
 from .. import __version__
 from ..api import FINAL, STATUSES, Status, Step, StopToken, stylize
 from ..config import StyleConfig, from_dict
-from ..errors import ImpastoError, OutputError
-from ..io.files import atomic_write
+from ..errors import ImpastoError, OutputError, WriteError
+from ..io.files import atomic_write, clean_stale_temps, os_reason, printable
 from ..io.images import LoadedImage, load_image
 from ..io.recipe import RECIPE_KEY, save_image
+from .jobfile import read_job_file
 
 log = logging.getLogger("impasto.web")
 
@@ -174,9 +176,15 @@ class JobQueue:
         """Store the (already decoded and checked) inputs under a new id and queue the job."""
         job_id = new_id()
         folder = self.root / job_id
-        folder.mkdir()
-        for i, im in enumerate([content, *styles]):
-            save_image(im.image, folder / f"input-{i}.png")
+        try:
+            folder.mkdir()
+            for i, im in enumerate([content, *styles]):
+                save_image(im.image, folder / f"input-{i}.png")
+        except OSError as e:  # a full disk: nothing half-stored stays, and the client hears why (507)
+            shutil.rmtree(folder, ignore_errors=True)
+            log.error("cannot store a new job in %s: %s", folder, e)
+            reason = e.reason if isinstance(e, WriteError) else os_reason(e)
+            raise WriteError(f"the server cannot store the job: {reason}", reason=reason) from None
         job = Job(job_id, folder, config, {"content": content.name, "styles": [s.name for s in styles]})
         with self._lock:
             self._jobs[job.id] = job
@@ -286,6 +294,11 @@ class JobQueue:
             with self._lock:
                 job.has_result = True
                 job.losses = result.losses
+        except WriteError as e:  # a full disk: the image stays if it was written before the loss history failed
+            log.error("job %s: %s", job.id, e)
+            message = f"the result could not be saved on the server: {e.reason}"
+            with self._lock:
+                job.has_result = job.result_path.is_file()
         except ImpastoError as e:  # bad input or settings: the user can fix it
             message = str(e)
         except Exception as e:  # a bug or an out-of-memory: log it, report it, keep serving
@@ -327,8 +340,8 @@ class JobQueue:
     def _save(self, job: Job) -> None:
         try:
             atomic_write(job.folder / "job.json", json.dumps(job.to_json(), indent=1).encode())
-        except OSError as e:
-            log.error("cannot save %s: %s", job.folder / "job.json", e)
+        except OSError as e:  # a WriteError (a full disk): the job goes on in memory; a restart marks it failed
+            log.error("%s", e)
 
     def _load(self) -> None:
         """Earlier jobs from the results folder: finished ones for the gallery, queued ones back in the queue."""
@@ -336,15 +349,17 @@ class JobQueue:
         for folder in sorted(self.root.iterdir()):
             if not (JOB_ID.match(folder.name) and (folder / "job.json").is_file()):
                 continue
+            clean_stale_temps(folder)  # temporary files of a server killed while it wrote
             try:
-                d = json.loads((folder / "job.json").read_text(encoding="utf-8"))
+                d = read_job_file(folder / "job.json")  # checked field by field: anyone may have written it
                 job = Job(folder.name, folder, from_dict(d["config"]), d["inputs"], status=read_status(d["status"]),
                           message=d.get("message", ""), created=d["created"], started=d.get("started"),
                           finished=d.get("finished"), step=d.get("step", 0), total_steps=d.get("total_steps"),
                           losses=d.get("losses", {}), history=d.get("history", []),
-                          has_result=bool(d.get("has_result")) and (folder / "result.png").is_file())
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                log.warning("skipping %s: unreadable job.json (%s)", folder, e)
+                          has_result=bool(d.get("has_result")) and (folder / "result.png").is_file()
+                          and not (folder / "result.png").is_symlink())
+            except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+                log.warning("skipping %s: unreadable job.json (%s)", folder, printable(str(e))[:200])
                 continue
             if job.status == "running":
                 job.status, job.message = "failed", "the server stopped while this job ran; submit it again"

@@ -21,6 +21,7 @@ from PIL import Image
 from .. import __version__
 from ..api import FINAL, LOSS_DESCRIPTIONS, STATUSES
 from ..config import PRESETS, PreserveColor, StyleConfig, field_docs
+from ..errors import WriteError
 from . import MissingExtra
 from .forms import SERVER_FIELDS, Limits, decode_all, parse_config, read_uploads
 from .jobs import Job, JobQueue
@@ -123,7 +124,10 @@ async def submit(
         content_image, style_images = decode_all(uploads, limits)
         return queue.submit(content_image, style_images, cfg)
 
-    job = await run_in_threadpool(load_and_queue)
+    try:
+        job = await run_in_threadpool(load_and_queue)
+    except WriteError as e:  # the server's disk is full: Insufficient Storage, in one line without its paths
+        raise HTTPException(507, str(e)) from None
     return JSONResponse(describe(queue, job), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
 
 
