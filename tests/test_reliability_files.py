@@ -1,15 +1,18 @@
 """Reliability v2 (issue 12), the file side: a full disk, two processes on one folder, an unwritable stderr, crafted
 files read back, diagnoses that name the real problem, and the temporary files a killed writer leaves.
 
-Corpus: 112 cases in all. Full disk: 3 OS calls × 3 errnos at ``atomic_write`` (9), a real 256 KiB tmpfs (full and
-read-only: 2), and 7 write paths (CSV after the PNG, Ctrl-C's checkpoint-then-PNG with resume, a snapshot mid-run,
-the sweep's report, a stopped sweep's variant, a web job's inputs (and 507), a web job's result). Folder locks: 8
-(a second process, the same process, a killed owner, a stale lock file, the exclusive-file fallback live/stale/
-foreign, a second sweep and a second server through the CLI, serve holding its lock). Unwritable streams: 5
-(stderr /dev/full and closed in a real run, a raising stderr under the API's bar, stdout /dev/full, SafeStream).
-Crafted files: 16 recipe chunks, 21 checkpoint fields, 9 sweep records and histories, 4 manifests, 8 job.json
-files, and escape sequences in file names and lock files (2). Diagnoses: 15 path kinds as inputs (images, config,
-weights, checkpoint, recipe) and 9 as outputs. Stale temporaries: 8 name/age/pid kinds plus a real SIGKILL.
+Corpus: 143 cases in all. Full disk (18): 3 OS calls × 3 errnos at ``atomic_write``, a real 256 KiB tmpfs (full,
+then read-only), and 7 write paths (the CSV after the PNG, Ctrl-C's checkpoint-then-PNG and the resume, a snapshot
+mid-run, the sweep's report, a stopped sweep's variant, a web job's inputs (and its 507), a web job's result). Folder
+locks (10): a second process, the same process twice, a killed owner, a stale lock file, the exclusive-file fallback
+(stale, live, another host's), a second sweep and a second server through the CLI, serve holding its folder.
+Streams (5): stderr /dev/full and closed in a real run, a raising stderr under the API's bar, stdout /dev/full,
+SafeStream. Crafted files (67): 19 recipe chunks (13 contents, 3 damaged chunks, escape sequences, uncompressed, an
+oversized raw chunk), 22 checkpoints (21 fields, and one through the CLI), 14 sweep records, histories and
+manifests, 10 job.json files (7 fields, 2 bodies, a linked result), escapes in a file name and in a lock file.
+Diagnoses (26): 7 path kinds as the content image, FIFO and loop for configs, weights and recipes, a FIFO
+checkpoint, permission denied (2), a 20 MB ICC profile and a 3 MB text chunk, 8 outputs. Stale temporaries (17): 10
+name/age/pid kinds, a folder, a real SIGKILL, 3 sweep folders and a web job's, a 240-character output name.
 
 Every error must be one line on stderr (``impasto: error: ...``), no traceback, the documented exit code, nothing
 half-written; most CLI calls run in-process (``impasto.cli.main``), the ones about real processes and real
