@@ -7,6 +7,7 @@ import asyncio
 import io
 import itertools
 import json
+import re
 import threading
 import time
 import warnings
@@ -33,6 +34,7 @@ from impasto.io.recipe import read_recipe
 from impasto.web.app import Limits, create_app
 from impasto.web.forms import label
 from impasto.web.jobs import JOB_ID
+from impasto.web.results import file_stem
 
 FAST = {"size": 32, "start_size": None, "first_steps": None, "steps": 3}
 TIMEOUT = 180  # seconds; the suite shares a few busy cores
@@ -132,7 +134,7 @@ def test_a_job_runs_end_to_end_with_live_events_and_a_recipe(tmp_path, pngs):
 
         resp = client.get(f"/api/jobs/{job['id']}/image", params={"download": "true"})
         assert resp.status_code == 200 and resp.headers["content-type"] == "image/png"
-        assert "attachment" in resp.headers["content-disposition"]
+        assert resp.headers["content-disposition"] == f'attachment; filename="photo-style-{job["id"][:8]}.png"'
         (tmp_path / "got.png").write_bytes(resp.content)
         recipe = read_recipe(tmp_path / "got.png")
         assert recipe["config"]["size"] == 32 and recipe["config"]["steps"] == 3
@@ -182,14 +184,15 @@ def test_cancel_works_queued_and_running(client, pngs):
     waiting = submit(client, pngs).json()
     assert waiting["position"] == 1
 
-    resp = client.delete(f"/api/jobs/{waiting['id']}")
+    resp = client.post(f"/api/jobs/{waiting['id']}/cancel")
     assert resp.status_code == 202 and resp.json()["status"] == "cancelled"
     assert client.get(f"/api/jobs/{long['id']}").json()["position"] == 0
-    assert client.delete(f"/api/jobs/{waiting['id']}").status_code == 409
+    assert client.post(f"/api/jobs/{waiting['id']}/cancel").status_code == 409
 
     queue.resume()
     wait_for(client, long["id"], lambda j: j["step"] >= 1, "started stepping")
-    assert client.delete(f"/api/jobs/{long['id']}").status_code == 202
+    assert client.delete(f"/api/jobs/{long['id']}").status_code == 409, "delete refuses a running job"
+    assert client.post(f"/api/jobs/{long['id']}/cancel").status_code == 202
     job = wait_for(client, long["id"], ended, "ended")
     assert job["status"] == "cancelled" and 1 <= job["step"] < 500
     assert job["has_result"], "a cancelled run keeps the picture so far"
@@ -250,7 +253,7 @@ def test_every_status_a_web_job_writes_is_in_the_vocabulary(client, pngs):
     queue._run_fn = run
     queue.pause()
     jobs = [submit(client, pngs, {**FAST, "steps": 1}).json() for _ in range(5)]
-    assert client.delete(f"/api/jobs/{jobs[4]['id']}").json()["status"] == "cancelled"
+    assert client.post(f"/api/jobs/{jobs[4]['id']}/cancel").json()["status"] == "cancelled"
     queue.resume()
     got = [wait_for(client, j["id"], ended, "ended") for j in jobs]
     assert [j["status"] for j in got] == ["done", "diverged", "cancelled", "failed", "cancelled"]
@@ -459,6 +462,88 @@ def test_page_docs_settings_and_health(client):
                                                 "queued": 0, "running": None}
 
 
+def test_the_docs_need_nothing_from_elsewhere(client):
+    """/docs (Swagger UI) and /redoc load their scripts and styles from this server: they work offline."""
+    for page in ("/docs", "/redoc"):
+        resp = client.get(page)
+        assert resp.status_code == 200 and "/openapi.json" in resp.text
+        refs = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']|(?:url|Url)\s*:\s*['"]([^'"]+)['"]""", resp.text)
+        refs = [a or b for a, b in refs]
+        assert refs, page
+        for ref in refs:
+            assert ref.startswith("/") and not ref.startswith("//"), f"{page} loads {ref} from elsewhere"
+            assert client.get(ref).status_code == 200, (page, ref)
+        assert "cdn" not in resp.text.lower() and "googleapis" not in resp.text
+    assert "SwaggerUIBundle" in client.get("/docs-assets/swagger-ui-bundle.js").text[:5000]
+
+
+def test_delete_removes_only_that_jobs_folder(tmp_path, pngs):
+    results = tmp_path / "results"
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "keep.txt").write_text("not impasto's")
+    with make_client(results) as client:
+        queue = client.app.state.queue
+        one_step = {**FAST, "steps": 1}
+        keep, gone = (submit(client, pngs, one_step).json() for _ in range(2))
+        for j in (keep, gone):
+            wait_for(client, j["id"], ended, "ended")
+        (results / "notes.txt").write_text("mine")
+        queue.pause()
+        waiting = submit(client, pngs, one_step).json()
+
+        assert client.delete(f"/api/jobs/{waiting['id']}").status_code == 409  # queued: cancel it first
+        assert "cancel it first" in client.delete(f"/api/jobs/{waiting['id']}").json()["detail"]
+        assert client.delete(f"/api/jobs/{'A' * 22}").status_code == 404
+        assert client.delete("/api/jobs/..%2F..%2Foutside").status_code == 404
+        resp = client.delete(f"/api/jobs/{gone['id']}")
+        assert resp.status_code == 204 and resp.content == b""
+        assert not (results / gone["id"]).exists()
+        assert sorted(p.name for p in results.iterdir()) == sorted([keep["id"], waiting["id"], "notes.txt"])
+        assert (results / keep["id"] / "result.png").is_file() and (tmp_path / "outside" / "keep.txt").is_file()
+        listed = [j["id"] for j in client.get("/api/jobs").json()["jobs"]]
+        assert listed == [waiting["id"], keep["id"]]
+        for path in ("", "/image", "/inputs/0", "/events"):
+            assert client.get(f"/api/jobs/{gone['id']}{path}").status_code == 404, path
+        assert client.delete(f"/api/jobs/{gone['id']}").status_code == 404  # once
+
+        # A job folder swapped for a link is refused, and what it points to stays.
+        job = queue.get(keep["id"])
+        moved = tmp_path / "moved"
+        (results / keep["id"]).rename(moved)
+        (results / keep["id"]).symlink_to(moved, target_is_directory=True)
+        with pytest.raises(ImpastoError, match="not a job folder"):
+            queue.delete(job)
+        resp = client.delete(f"/api/jobs/{keep['id']}")
+        assert resp.status_code == 500 and "not a job folder" in resp.json()["detail"]
+        assert (moved / "result.png").is_file() and queue.get(keep["id"]) is job
+        (results / keep["id"]).unlink()
+        moved.rename(results / keep["id"])
+        assert client.post(f"/api/jobs/{waiting['id']}/cancel").status_code == 202
+        assert client.delete(f"/api/jobs/{waiting['id']}").status_code == 204  # cancelled: ended, so it can go
+
+    # A delete cut short (the folder renamed, not yet removed) is finished by the next server, never listed.
+    (results / f".deleting-{keep['id']}").mkdir()
+    with make_client(results, start_worker=False) as client:
+        assert [j["id"] for j in client.get("/api/jobs").json()["jobs"]] == [keep["id"]]
+    assert sorted(p.name for p in results.iterdir()) == sorted([keep["id"], "notes.txt"])
+
+
+def test_downloads_are_named_after_their_inputs(client, pngs):
+    client.app.state.queue.pause()
+    files = [("content", ('My photo (1).JPG', pngs["content"], "image/png")),
+             ("style", ("Café Nocturne; x.png", pngs["style"], "image/png")),
+             ("style", ("...", pngs["style2"], "image/png"))]
+    job = client.post("/api/jobs", files=files, data={"config": json.dumps(FAST)}).json()
+    assert job["download_name"] == f"My-photo-1-Cafe-Nocturne-x+style2-{job['id'][:8]}.png"
+    queue = client.app.state.queue
+    queue.cancel(queue.get(job["id"]))
+    queue.get(job["id"]).has_result = True
+    Image.new("RGB", (8, 8)).save(queue.get(job["id"]).result_path)
+    resp = client.get(f"/api/jobs/{job['id']}/image", params={"download": "true"})
+    assert resp.headers["content-disposition"] == f'attachment; filename="{job["download_name"]}"'
+    assert file_stem('say "hi"\r\n; rm -rf /.png', "x") == "say-hi-rm-rf" and file_stem("日本.png", "style1") == "style1"
+
+
 def test_serve_command_binds_loopback_and_refuses_foreign_hosts(tmp_path, monkeypatch):
     import uvicorn
 
@@ -487,6 +572,7 @@ def test_other_sites_cannot_post_or_cancel(client, pngs):
     evil = {"origin": "http://evil.example"}
     resp = submit(client, pngs, headers=evil)
     assert resp.status_code == 403 and "cross-origin" in resp.json()["detail"]
+    assert client.post(f"/api/jobs/{job.json()['id']}/cancel", headers=evil).status_code == 403
     assert client.delete(f"/api/jobs/{job.json()['id']}", headers=evil).status_code == 403
     assert client.get("/api/jobs", headers=evil).status_code == 200  # reading is harmless
     assert len(client.get("/api/jobs").json()["jobs"]) == 1

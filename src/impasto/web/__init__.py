@@ -15,9 +15,10 @@ class MissingExtra(ImpastoError):
 
 
 def require_web() -> None:
-    """Fail with one clear line when FastAPI, uvicorn or python-multipart is missing."""
+    """Fail with one clear line when FastAPI, uvicorn, python-multipart or fastapi-offline (the docs' assets) is
+    missing."""
     import importlib.util
 
-    missing = [m for m in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("fastapi", "uvicorn", "multipart", "fastapi_offline") if importlib.util.find_spec(m) is None]
     if missing:
         raise MissingExtra(f"impasto serve needs {', '.join(missing)}: pip install 'impasto[web]'")

@@ -2,7 +2,8 @@
 
 ``create_app(results_dir, device, limits=...)`` builds it; ``impasto serve`` runs it under uvicorn. What each part
 does lives beside it: ``routes`` (the endpoints and the event stream), ``middleware`` (the body cap, the origin and
-host checks), ``forms`` (a request's images and settings, and the ``Limits`` they are held to), ``jobs`` (the queue).
+host checks), ``forms`` (a request's images and settings, and the ``Limits`` they are held to), ``jobs`` (the queue),
+``docs`` (``/docs`` and ``/redoc`` from local files).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..api import resolve_device
-from . import MissingExtra, middleware, routes
+from . import MissingExtra, docs, middleware, routes
 from .forms import Limits
 from .jobs import JobQueue
 
@@ -36,11 +37,12 @@ def create_app(results_dir: str | Path, device: str = "auto", *, limits: Limits 
     dev = str(resolve_device(device))  # an unavailable device is an error now, not at the first job
     queue = JobQueue(results_dir, dev, preview_every=preview_every)
     app = FastAPI(title="impasto", version=__version__, description=DESCRIPTION,
-                  lifespan=_lifespan(queue, start_worker))
+                  lifespan=_lifespan(queue, start_worker), docs_url=None, redoc_url=None)  # docs: served offline
     app.state.queue = queue
     app.state.limits = limits
     middleware.install(app, max_upload_bytes=limits.max_upload_bytes, allowed_hosts=allowed_hosts)
     app.include_router(routes.router)
+    docs.install(app)
     app.mount("/static", StaticFiles(directory=routes.STATIC), name="static")
     return app
 

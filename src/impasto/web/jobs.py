@@ -9,6 +9,8 @@ A job's folder, ``RESULTS/<id>/``, holds what it needs to run and what it made::
     input-1.png ...     the style images
     result.png          the final (or, when cancelled, the last) image with its recipe; result.losses.csv beside it
 
+``delete`` removes an ended job's folder (``results``: renamed aside first, so that it never half-returns).
+
 On start, finished jobs come back into the gallery, queued ones are queued again and a job that was running when
 the server stopped is marked failed. Folder names are ids this module made; nothing from a request becomes a path.
 """
@@ -39,6 +41,7 @@ from ..errors import ImpastoError, OutputError, WriteError
 from ..io.files import atomic_write, clean_stale_temps, os_reason, printable
 from ..io.images import LoadedImage, load_image
 from ..io.recipe import RECIPE_KEY, save_image
+from . import results
 from .jobfile import read_job_file
 
 log = logging.getLogger("impasto.web")
@@ -91,6 +94,10 @@ class Job:
 
     def input_path(self, index: int) -> Path:
         return self.folder / f"input-{int(index)}.png"
+
+    @property
+    def download_name(self) -> str:
+        return results.download_name(self.inputs, self.id)
 
     def elapsed(self) -> float | None:
         if self.started is None:
@@ -209,6 +216,19 @@ class JobQueue:
                 return True
             return False
 
+    def delete(self, job: Job) -> bool:
+        """Remove an ended job and its folder (only ``RESULTS/<id>``: see ``results``). False while it is queued or
+        running."""
+        results.check_job_folder(self.root, job.folder, job.id)
+        with self._lock:
+            if job.status not in FINAL:
+                return False
+            trash = results.set_aside(self.root, job.id)
+            self._jobs.pop(job.id, None)
+            self._changed()
+        results.remove(trash)
+        return True
+
     def position(self, job: Job) -> int | None:
         """How many jobs are ahead of this one (the running job counts): 0 = running or next. None when ended."""
         with self._lock:
@@ -237,7 +257,7 @@ class JobQueue:
                 "losses": dict(job.losses), "created": job.created, "started": job.started,
                 "finished": job.finished, "elapsed": job.elapsed(), "config": job.config.to_dict(),
                 "inputs": job.inputs, "has_image": job.has_result or job.preview is not None,
-                "has_result": job.has_result, "preview_step": job.preview_step,
+                "has_result": job.has_result, "preview_step": job.preview_step, "download_name": job.download_name,
             }
             if history:
                 d["history"] = list(job.history)
@@ -347,6 +367,9 @@ class JobQueue:
         """Earlier jobs from the results folder: finished ones for the gallery, queued ones back in the queue."""
         queued = []
         for folder in sorted(self.root.iterdir()):
+            if results.is_trash(folder):  # a delete that the last server did not finish
+                results.remove(folder)
+                continue
             if not (JOB_ID.match(folder.name) and (folder / "job.json").is_file()):
                 continue
             clean_stale_temps(folder)  # temporary files of a server killed while it wrote

@@ -21,7 +21,7 @@ from PIL import Image
 from .. import __version__
 from ..api import FINAL, LOSS_DESCRIPTIONS, STATUSES
 from ..config import PRESETS, PreserveColor, StyleConfig, field_docs
-from ..errors import WriteError
+from ..errors import OutputError, WriteError
 from . import MissingExtra
 from .forms import SERVER_FIELDS, Limits, decode_all, parse_config, read_uploads
 from .jobs import Job, JobQueue
@@ -70,7 +70,7 @@ def find(queue: JobQueue, job_id: str) -> Job:
 
 def urls(job_id: str, n_inputs: int = 0) -> dict[str, Any]:
     base = f"/api/jobs/{job_id}"
-    return {"self": base, "events": f"{base}/events", "image": f"{base}/image",
+    return {"self": base, "events": f"{base}/events", "image": f"{base}/image", "cancel": f"{base}/cancel",
             "download": f"{base}/image?download=true", "inputs": [f"{base}/inputs/{i}" for i in range(n_inputs)]}
 
 
@@ -141,13 +141,27 @@ def get_job(queue: Queue, job_id: str) -> dict[str, Any]:
     return describe(queue, find(queue, job_id), history=True)
 
 
-@router.delete("/api/jobs/{job_id}", status_code=202, summary="Cancel a job (queued: at once; running: after "
-                                                               "its current step, keeping the image so far)")
+@router.post("/api/jobs/{job_id}/cancel", status_code=202, summary="Cancel a job (queued: at once; running: after "
+                                                                    "its current step, keeping the image so far)")
 def cancel(queue: Queue, job_id: str) -> dict[str, Any]:
     job = find(queue, job_id)
     if not queue.cancel(job):
         raise HTTPException(409, f"the job has already ended ({job.status}); nothing to cancel")
     return describe(queue, job)
+
+
+@router.delete("/api/jobs/{job_id}", status_code=204, response_class=Response,
+               summary="Delete an ended job: its inputs, result and history (409 while queued or running)")
+def delete(queue: Queue, job_id: str) -> Response:
+    job = find(queue, job_id)
+    try:
+        deleted = queue.delete(job)
+    except OutputError as e:  # the folder is not what the queue made (a link, say): left alone
+        raise HTTPException(500, str(e)) from None
+    if not deleted:
+        raise HTTPException(409, f"the job is {job.status}: cancel it first (POST /api/jobs/{{id}}/cancel), "
+                                 "then delete it")
+    return Response(status_code=204)
 
 
 @router.get("/api/jobs/{job_id}/image", summary="The final PNG (with its recipe), else the latest preview",
@@ -161,7 +175,7 @@ async def image(queue: Queue, job_id: str, download: bool = False,
         raise HTTPException(404, f"the job has no image yet ({job.status})")
     headers = {"Cache-Control": "no-cache" if isinstance(found, Path) else "no-store"}
     if download:
-        headers["Content-Disposition"] = f'attachment; filename="impasto-{job.id[:8]}.png"'
+        headers["Content-Disposition"] = f'attachment; filename="{job.download_name}"'  # sanitised: no quotes
     if thumb is not None:
         data = await run_in_threadpool(_thumbnail, found, thumb)
         return Response(data, media_type="image/png", headers=headers)
@@ -176,7 +190,10 @@ def input_image(queue: Queue, job_id: str, index: int) -> FileResponse:
     job = find(queue, job_id)
     if not 0 <= index <= len(job.inputs["styles"]):
         raise HTTPException(404, f"input {index}: the job has inputs 0 to {len(job.inputs['styles'])}")
-    return FileResponse(job.input_path(index), media_type="image/png", headers={"Cache-Control": "max-age=86400"})
+    path = job.input_path(index)  # that job's own stored inputs only: the index is checked, the folder is the queue's
+    if not path.is_file():  # deleted meanwhile
+        raise HTTPException(404, "the job's inputs are gone (deleted)")
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "max-age=86400"})
 
 
 @router.get("/api/jobs/{job_id}/events", summary="Server-Sent Events: state, status, progress, preview, end",

@@ -1,4 +1,5 @@
-// The loss chart: each loss term against the step, on a log scale, drawn on a canvas (no library).
+// The loss chart: each loss term against the step, on a log scale, drawn on a canvas (no library); dashed
+// lines mark the scale changes of a coarse-to-fine run.
 "use strict";
 
 const PALETTE = ["#e8b04a", "#6fa8dc", "#d0756b", "#93c47d", "#b48ead", "#76c7c0", "#c9a26b"];
@@ -45,6 +46,18 @@ function drawLossChart(canvas, history, names = ["total", "content", "style", "t
     ctx.fillText(`1e${e}`, 4, y(10 ** e) + 4);
   }
   ctx.fillText(`step ${s1}`, w - pad.r - 50, h - 4);
+  // A new scale has more pixels, so the losses jump there: a dashed line and the scale's number mark each change.
+  ctx.save();
+  ctx.setLineDash([3, 3]);
+  ctx.strokeStyle = "#6b635c";
+  for (let i = 1; i < history.length; i++) {
+    const p = history[i];
+    if (p.scale === undefined || p.scale === history[i - 1].scale) continue;
+    const sx = x(p.step - 0.5);
+    ctx.beginPath(); ctx.moveTo(sx, pad.t); ctx.lineTo(sx, h - pad.b); ctx.stroke();
+    ctx.fillText(`scale ${p.scale + 1}`, sx + 3, h - pad.b - 3);
+  }
+  ctx.restore();
   let lx = pad.l;
   for (const [k, colour] of series) {
     const points = history.filter((p) => p[k] > 0);
