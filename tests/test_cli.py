@@ -217,9 +217,12 @@ def test_config_flags_round_trip_every_field():
         content_layers=("relu3_1", "relu4_2"), style_layers=(("relu1_1", 0.5), ("conv2_1", 2.0)),
         style_blend=(0.3, 0.7), style_scale=0.5, init="noise", seed=7, device="cpu", weights="torchvision",
         pooling="avg", loss_norm="classic", style_loss="gram", param="normalized", ema=0.99, tol=1e-3,
-        preserve_color="luminance", tile_size=64, precision="fp32", checkpoint=True, save_every=3, max_pixels=1000)
+        preserve_color="luminance", tile_size=64, precision="fp32", checkpoint=True, save_every=3, max_pixels=1000,
+        masks=("sky.png", "bridge.png"), keep_mask="face.png", style_masks=("none", "part.png"), mask_rule="simple",
+        mask_feather=0.02)
     words = config_flags(cfg.to_dict())
-    differing = [n for n in FIELD_NAMES if n not in ("preset", "device", "style_loss")]
+    # mask_colors is the other way to give masks: it cannot be set with them
+    differing = [n for n in FIELD_NAMES if n not in ("preset", "device", "style_loss", "mask_colors")]
     assert sorted(w[2:].replace("-", "_") for w in words if w.startswith("--")) == sorted(differing)
     args = build_parser().parse_args(["stylize", "c.png", "s.png", *words])
     assert config_from_args(args).replace(device="cpu") == cfg

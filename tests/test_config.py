@@ -37,6 +37,9 @@ ACCEPTED = [
                                                ("200 100", (200, 100)), ([200, 100], (200, 100)), ("none", None)]),
     ("style_blend", "tuple[float, ...] | None", [("0.2,0.8", (0.2, 0.8)), (" 0.2 0.8 ", (0.2, 0.8)),
                                                  ([1, 3], (1.0, 3.0)), ((0.5,), (0.5,)), ("", None)]),
+    ("keep_mask", "ImagePath | None", [("face.png", "face.png"), ("none", None), (None, None)]),
+    ("masks", "tuple[ImagePath, ...] | None", [("sky.png,bridge.png", ("sky.png", "bridge.png")),
+                                               (["sky.png", "b.png"], ("sky.png", "b.png")), ("none", None)]),
 ]
 
 REJECTED = [

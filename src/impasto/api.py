@@ -24,6 +24,7 @@ from .core.optimize import initial_state, optimize, plan
 from .core.optimize import total_steps as _total_steps
 from .core.schedule import fit_long_side
 from .core.state import RunState
+from .core.targets import StyleTargets
 from .core.vgg import LAYER_NAMES
 from .errors import ConfigError, ResourceError, WriteError
 from .frames import FrameOutcome, FrameRunner  # impasto.video's engine: one runner a clip, a run a frame
@@ -32,6 +33,7 @@ from .io.checkpoint import check_position, load_checkpoint, save_checkpoint
 from .io.files import check_not_input, check_output
 from .io.images import LoadedImage, tensor_to_pil
 from .io.recipe import save_image
+from .masks import MASK_FIELDS, split_overrides
 from .preflight import check_memory, check_sizes
 from .progress import RunProgress
 from .result import (
@@ -60,7 +62,7 @@ __all__ = [
 BATCH_SHARED = (
     "size", "shape", "start_size", "scale_factor", "steps", "first_steps", "scale_steps", "optimizer", "weights",
     "pooling", "loss_norm", "style_loss", "param", "tol", "preserve_color", "style_scale", "device", "tile_size",
-    "checkpoint", "precision",
+    "checkpoint", "precision", "style_masks", "mask_rule",
 )
 
 
@@ -129,7 +131,8 @@ def _observer(cfgs: Sequence[StyleConfig], prepared: Prepared, state: RunState, 
         cfg = cfgs[step.index]
 
         def as_pil(i: int = step.index) -> Image.Image:
-            return tensor_to_pil(postprocess(cfg, state.images[i].detach().clone(), prepared.content_rgb))
+            return tensor_to_pil(postprocess(cfg, state.images[i].detach().clone(), prepared.content_rgb,
+                                             _keep(prepared, i)))
 
         eta = progress.update(step)
         if cfg.save_every and step.step % cfg.save_every == 0:
@@ -148,14 +151,23 @@ def _observer(cfgs: Sequence[StyleConfig], prepared: Prepared, state: RunState, 
     return on_step
 
 
+def _keep(prepared: Prepared, i: int) -> torch.Tensor | None:
+    return prepared.keeps[i] if prepared.keeps else None
+
+
 def _run(cfgs: Sequence[StyleConfig], prepared: Prepared, state: RunState, device: torch.device,
          on_step: Callable[[Step], None], stop: StopToken | None) -> RunState:
     c0 = cfgs[0]
     size = tuple(prepared.content.shape[-2:])
     model = load_vgg(c0.weights, c0.pooling, str(device))
+    styles: Sequence[torch.Tensor] | StyleTargets = prepared.styles
+    if prepared.style_guides is not None:  # style masks: each style's statistics over its own part
+        styles = StyleTargets(prepared.styles, c0.style_scale, guides=prepared.style_guides,
+                              transform=style_transform(c0), rule=c0.mask_rule)
     try:
-        return optimize(model, prepared.content, prepared.styles, cfgs, state=state, callback=on_step, stop=stop,
-                        style_transform=style_transform(c0), precision=resolve_precision(c0.precision, device))
+        return optimize(model, prepared.content, styles, cfgs, state=state, callback=on_step, stop=stop,
+                        style_transform=style_transform(c0), guides=prepared.guides,
+                        precision=resolve_precision(c0.precision, device))
     except (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError) as e:
         # The estimate is checked first; this catches what it missed (other processes, fragmentation).
         text = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -179,6 +191,7 @@ def stylize_batch(
     outputs: Sequence[str | os.PathLike[str] | None] | None = None,
     force: bool = True,
     checkpoints: Sequence[str | os.PathLike[str] | None] | None = None,
+    masks: dict[str, Any] | None = None,
 ) -> list[Result]:
     """Run several configs that share a size and schedule (see ``batch_key``) as one batch.
 
@@ -186,6 +199,7 @@ def stylize_batch(
     written beside it as ``NAME.stepNNNNN.png``. Outputs are checked before the run starts. A stopped run writes
     its checkpoint to ``checkpoints[i]`` (if given) before its image. A file that cannot be written (a full disk) is
     a ``WriteError``; a snapshot that cannot be written stops the run first, so that its checkpoint is tried.
+    ``masks``: mask images in memory for every run ({"masks": [...], "keep_mask": ...}; see README's Masks).
     """
     cfgs = list(configs)
     if not cfgs:
@@ -196,12 +210,13 @@ def stylize_batch(
     outs = list(outputs) if outputs is not None else [None] * len(cfgs)
     checked = [check_output(o, force=force) if o is not None else None for o in outs]
     inputs = {"content image": content, **{f"style image {i + 1}": s for i, s in enumerate(style_list(styles))},
-              **{f"init image {c.init}": c.init for c in cfgs if c.init not in ("content", "noise", "gaussian")}}
+              **{f"init image {c.init}": c.init for c in cfgs if c.init not in ("content", "noise", "gaussian")},
+              **{f"{k} {p}": p for c in cfgs for k in MASK_FIELDS for p in _paths(getattr(c, k))}}
     for o in checked:
         if o is not None:
             check_not_input(o, inputs)
     device = resolve_device(c0.device)
-    prepared = prepare(content, styles, cfgs, device)
+    prepared = prepare(content, styles, cfgs, device, masks)
     size: tuple[int, int] = tuple(prepared.content.shape[-2:])  # type: ignore[assignment]
     check_sizes(cfgs, prepared.content, prepared.styles, prepared.names)
     check_memory(cfgs, size, device, [tuple(s.shape[-2:]) for s in prepared.styles])  # type: ignore[misc]
@@ -218,7 +233,7 @@ def stylize_batch(
     elapsed = time.perf_counter() - t0
     results = []
     for i, cfg in enumerate(cfgs):
-        img = tensor_to_pil(postprocess(cfg, state.images[i], prepared.content_rgb))
+        img = tensor_to_pil(postprocess(cfg, state.images[i], prepared.content_rgb, _keep(prepared, i)))
         results.append(Result(image=img, config=cfg, history=state.history[i], status=state.item_status(i),
                               message=state.item_message(i), elapsed=elapsed,
                               recipe=recipe(cfg, device, prepared, state, i, elapsed), state=state,
@@ -256,10 +271,19 @@ def stylize(
     ``stop`` ends the run after the current step (``result.status == "cancelled"``); ``state`` continues a run.
     ``output`` saves the result (PNG with its recipe, or JPEG) and its ``.losses.csv``; a stopped run writes its
     ``checkpoint`` (if given: what ``resume_state`` reads) before them, so that a full disk still leaves it resumable.
+    Masks (README's Masks): ``masks=[sky, bridge]`` (one per style), ``mask_colors=``, ``keep_mask=``,
+    ``style_masks=``: paths or URLs (settings, kept in the recipe) or images (PIL, tensors, bytes).
     """
+    overrides, mask_images = split_overrides(overrides)
     cfg = resolve_config(config, overrides)
     return stylize_batch(content, styles, [cfg], callback=callback, stop=stop, state=state, progress=progress,
-                         outputs=[output], force=force, checkpoints=[checkpoint])[0]
+                         outputs=[output], force=force, checkpoints=[checkpoint], masks=mask_images)[0]
+
+
+def _paths(value: Any) -> list[str]:
+    """A mask setting's paths (for the check that no output overwrites an input)."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [p for p in items if isinstance(p, str) and p != "none"]
 
 
 def save_run_checkpoint(path: str | Path, result: Result) -> Path:

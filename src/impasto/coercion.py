@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, get_origin
+from typing import Any, Literal, NewType, get_origin
 
 from .core.layers import resolve_layer
 from .errors import ConfigError
@@ -22,6 +22,7 @@ def invalid(key: str, value: Any, allowed: str) -> ConfigError:
     return ConfigError(f"{key} = {value!r} is invalid: {allowed}", key=key)
 
 
+ImagePath = NewType("ImagePath", str)  # a field that names an image file or URL (masks), not a layer
 Coercer = Callable[[str, Any], Any]
 _NONE = (None, "", "none", "None")  # how "not set" is written for an optional field
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
@@ -116,6 +117,18 @@ def _weighted_layers(key: str, value: Any) -> tuple[tuple[str, float], ...]:
     return tuple((_layer(key, name), _float(key, w)) for name, w in items)
 
 
+def _paths(key: str, value: Any) -> tuple[str, ...] | None:
+    """"sky.png,bridge.png" | ["sky.png", "bridge.png"] → image paths; "none" (or "") for a missing one; ["none"]
+    (what ``--masks none`` gives) is None."""
+    parts = value.split(",") if isinstance(value, str) else value
+    if not isinstance(parts, (list, tuple)) or not parts:
+        raise invalid(key, value, 'give image paths: "sky.png,bridge.png" or a list of them')
+    if len(parts) == 1 and (parts[0] is None or (isinstance(parts[0], str) and parts[0].strip() in _NONE)):
+        return None
+    return tuple("none" if p is None or (isinstance(p, str) and p.strip() in _NONE) else _str(key, p).strip()
+                 for p in parts)
+
+
 def _optional(coerce: Coercer, none: tuple[Any, ...] = _NONE) -> Coercer:
     return lambda key, value: None if value in none else coerce(key, value)
 
@@ -133,6 +146,8 @@ COERCERS: dict[Any, Coercer] = {
     tuple[int, ...] | None: _optional(_numbers(_int, 'whole numbers, e.g. "200,100,50"')),
     tuple[float, ...] | None: _optional(_numbers(_float, 'numbers, e.g. "0.3,0.7"')),
     tuple[str, ...]: _layers,
+    ImagePath | None: _optional(_str),
+    tuple[ImagePath, ...] | None: _optional(_paths),
     tuple[tuple[str, float], ...]: _weighted_layers,
 }
 

@@ -21,7 +21,7 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
-from .coercion import coercer, invalid
+from .coercion import ImagePath, coercer, invalid
 from .errors import ConfigError
 
 Optimizer = Literal["adam", "lbfgs"]
@@ -30,6 +30,7 @@ LossNorm = Literal["relative", "classic", "jcjohnson"]
 StyleLossKind = Literal["gram", "wasserstein"]
 Param = Literal["rgb", "normalized"]
 PreserveColor = Literal["none", "luminance", "histogram"]
+MaskRule = Literal["inside", "simple"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Device = str  # "auto", "cpu", "cuda", "cuda:1", "mps"
 
@@ -102,7 +103,20 @@ class StyleConfig:
     preserve_color: PreserveColor = "none"
     """``luminance``: transfer on luminance only and keep the content's colours; ``histogram``: give the styles the
     content's colour statistics first; ``none``."""
+    masks: tuple[ImagePath, ...] | None = None
+    """One mask per style image, in order: where each style goes (white or opaque); any size. Overlaps share."""
+    mask_colors: ImagePath | None = None
+    """Instead of ``masks``: one image, a flat colour per style image, in the order each first appears."""
+    keep_mask: ImagePath | None = None
+    """Where to keep the photo (white: keep, grey: partly), with a feathered seam."""
+    style_masks: tuple[ImagePath, ...] | None = None
+    """One mask per style image, over it (none: all of it): take each style from part of its painting."""
+    mask_rule: MaskRule = "inside"
+    """How masks reach each style layer: ``inside`` (receptive fields inside the region) or ``simple``."""
+    mask_feather: float = 0.01
+    """Soft mask edges: a blur of this fraction of the result's long side; 0: as given."""
     tile_size: int = 0
+
     """Run VGG on tiles of this many pixels (a multiple of 16) with random offsets each step, for sizes beyond memory
     (4096 px); the gradient is the whole image's. 0: the whole image at once."""
     precision: Precision = "auto"
@@ -143,6 +157,9 @@ class StyleConfig:
             d["style_blend"] = list(self.style_blend)
         if self.scale_steps is not None:
             d["scale_steps"] = list(self.scale_steps)
+        for name in ("masks", "style_masks"):
+            if d[name] is not None:
+                d[name] = list(d[name])
         return d
 
     def key(self) -> str:
@@ -225,6 +242,7 @@ def _validate(c: StyleConfig) -> None:
     _check_weights(c)
     _check_layers(c)
     _check_options(c)
+    _check_masks(c)
 
 
 def _check_sizes(c: StyleConfig) -> None:
@@ -296,6 +314,16 @@ def _check_options(c: StyleConfig) -> None:
         raise ConfigError(f"style_loss = 'wasserstein' is invalid with loss_norm = {c.loss_norm!r}: W2 is always "
                           "normalised like the relative Gram loss; set loss_norm = 'relative' or style_loss = 'gram'",
                           key="style_loss")
+
+
+def _check_masks(c: StyleConfig) -> None:  # masks.py checks what needs the images (counts, empty regions)
+    if c.masks is not None and c.mask_colors is not None:
+        raise ConfigError("masks and mask_colors are both set: give one mask per style image or one colour-coded "
+                          "image, not both", key="mask_colors")
+    if c.masks is not None and "none" in c.masks:
+        raise invalid("masks", ",".join(c.masks), "every style image needs its mask (or leave that style out)")
+    if not (math.isfinite(c.mask_feather) and 0 <= c.mask_feather <= 0.25):
+        raise invalid("mask_feather", c.mask_feather, "must be between 0 (hard edges) and 0.25 (0.01 is good)")
 
 
 def from_dict(data: Mapping[str, Any], *, base: StyleConfig | None = None) -> StyleConfig:

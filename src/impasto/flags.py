@@ -22,6 +22,7 @@ GROUPS = {
     "schedule": "schedule (coarse to fine)",
     "optimiser": "optimiser",
     "losses": "losses",
+    "masks": "masks (a style per region, the photo kept; see README's Masks)",
     "layers": "network and layers (see 'impasto layers')",
     "print": "print size, tiles and memory",
     "devices": "devices and precision",
@@ -39,6 +40,8 @@ FIELD_GROUPS = {
     "tile_size": "print", "checkpoint": "print", "max_pixels": "print",
     "device": "devices", "precision": "devices",
     "save_every": "run",
+    "masks": "masks", "mask_colors": "masks", "keep_mask": "masks", "style_masks": "masks", "mask_rule": "masks",
+    "mask_feather": "masks",
 }  # within a group, in this order
 
 # Placeholders that say more than the type's (N, X, VALUE); Literal fields show their choices, booleans are flags.
@@ -47,7 +50,9 @@ METAVARS = {
     "style_blend": "W,W,...", "content_layers": "LAYER,...", "style_layers": "LAYER:W,...",
     "init": "{content,noise,gaussian}|FILE", "weights": "{bundled,torchvision}|FILE",
     "device": "{auto,cpu,cuda,cuda:N,mps}",
+    "masks": "MASK", "mask_colors": "IMAGE", "keep_mask": "MASK", "style_masks": "MASK|none",
 }
+NARGS = {"masks": "+", "style_masks": "+"}  # one value per style image: --masks sky.png bridge.png
 _TYPE_METAVARS = {int: "N", float: "X", str: "VALUE"}
 _HINTS = get_type_hints(StyleConfig)
 
@@ -126,7 +131,8 @@ def add_config_flags(groups: Mapping[str, Any]) -> None:
         else:
             base = next((a for a in get_args(hint) if a is not type(None)), hint)  # int | None → int
             metavar = METAVARS.get(name) or _TYPE_METAVARS.get(base) or name.upper()
-        g.add_argument(flag_name(name), dest=name, default=None, metavar=metavar, help=doc + shown)
+        g.add_argument(flag_name(name), dest=name, default=None, metavar=metavar, nargs=NARGS.get(name),
+                       help=doc + shown)
 
 
 def config_from_args(args: argparse.Namespace) -> StyleConfig:
@@ -155,5 +161,5 @@ def config_flags(values: Mapping[str, Any], base: StyleConfig | None = None) -> 
         if isinstance(v, bool):
             words.append(flag_name(name) if v else "--no-" + name.replace("_", "-"))
         else:
-            words += [flag_name(name), flag_value(v)]
+            words += [flag_name(name), *([flag_value(x) for x in v] if name in NARGS and v else [flag_value(v)])]
     return words

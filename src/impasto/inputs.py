@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -14,10 +14,13 @@ from PIL import Image
 
 from .config import StyleConfig
 from .core import colour
+from .core.guides import resize_guide
+from .core.objective import Guides
 from .core.schedule import fit_long_side
 from .core.targets import resize
 from .errors import ConfigError
 from .io.images import LoadedImage, load_image, pil_to_tensor, resize_exact, resize_long
+from .masks import prepare_masks
 
 ImageLike = Any  # str | os.PathLike | PIL.Image.Image | torch.Tensor | bytes | LoadedImage
 SINGLE = (str, os.PathLike, Image.Image, torch.Tensor, bytes, LoadedImage)
@@ -53,6 +56,9 @@ class Prepared:
     names: dict[str, Any]
     fingerprint: str
     notes: list[str]
+    guides: Guides | None = None  # masks (impasto/masks.py): regions and a content guide, at the final size
+    keeps: list[torch.Tensor | None] = field(default_factory=list)  # per run: the photo composited over the result
+    style_guides: list[torch.Tensor | None] | None = None  # per style image: the part of it to take the style from
 
 
 def _check_blends(cfgs: Sequence[StyleConfig], n_styles: int) -> None:
@@ -64,7 +70,9 @@ def _check_blends(cfgs: Sequence[StyleConfig], n_styles: int) -> None:
 
 
 def prepare(content: ImageLike, styles: Sequence[ImageLike] | ImageLike, cfgs: Sequence[StyleConfig],
-            device: torch.device) -> Prepared:
+            device: torch.device, masks: Mapping[str, Any] | None = None) -> Prepared:
+    """Load and size the inputs for a batch. ``masks``: mask images handed over in memory (``masks``,
+    ``mask_colors``, ``keep_mask``, ``style_masks``), for every run, instead of the configs' paths."""
     c0 = cfgs[0]
     styles = style_list(styles)
     if not styles:
@@ -92,7 +100,10 @@ def prepare(content: ImageLike, styles: Sequence[ImageLike] | ImageLike, cfgs: S
         inits = [colour.luminance(i) if i is not None else None for i in inits]
     names = {"content": c_img.name, "styles": [s.name for s in s_imgs]}
     notes = c_img.notes + [n for s in s_imgs for n in s.notes]
-    return Prepared(engine_content, content_t, style_ts, inits, names, fingerprint(content_pil, *style_pils), notes)
+    m = prepare_masks(cfgs, (h, w), [s.name for s in s_imgs], [tuple(s.shape[-2:]) for s in style_ts],  # type: ignore[misc]
+                      device, masks)
+    return Prepared(engine_content, content_t, style_ts, inits, {**names, **m.names},
+                    fingerprint(content_pil, *style_pils), notes + m.notes, m.guides, m.keeps, m.style_guides)
 
 
 def style_transform(cfg: StyleConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
@@ -101,12 +112,16 @@ def style_transform(cfg: StyleConfig) -> Callable[[torch.Tensor, torch.Tensor], 
     return None
 
 
-def postprocess(cfg: StyleConfig, img: torch.Tensor, content_rgb: torch.Tensor) -> torch.Tensor:
+def postprocess(cfg: StyleConfig, img: torch.Tensor, content_rgb: torch.Tensor,
+                keep: torch.Tensor | None = None) -> torch.Tensor:
     """Engine output (3|1×3, h, w) → final RGB (3, h, w). Luminance-only transfer puts the content's chroma back,
     taken from the content resized to the image: at a coarse scale (a preview, a snapshot, a stop) the image is
-    smaller than the final size."""
+    smaller than the final size. A ``keep`` mask (1, 1, H, W; feathered) composites the photo over the result."""
     batch = img.unsqueeze(0) if img.dim() == 3 else img
+    size: tuple[int, int] = tuple(batch.shape[-2:])  # type: ignore[assignment]
     if cfg.preserve_color == "luminance":
-        chroma = resize(content_rgb, tuple(batch.shape[-2:]))  # type: ignore[arg-type]
-        return colour.with_chroma_of(batch, chroma)[0]
+        batch = colour.with_chroma_of(batch, resize(content_rgb, size))
+    if keep is not None:
+        k = resize_guide(keep, size).to(batch)
+        batch = k * resize(content_rgb, size).to(batch) + (1 - k) * batch
     return batch[0]

@@ -47,6 +47,7 @@ def moments(feat: torch.Tensor, guide: torch.Tensor | None = None) -> tuple[torc
 
 def _gram(second: torch.Tensor, positions: torch.Tensor, norm: str) -> torch.Tensor:
     b, c, _ = second.shape
+    positions = positions.clamp_min(EPS)  # a guide with no mass (an empty region): a zero Gram, not NaN
     if norm == "relative":
         return second / positions.view(b, 1, 1)
     if norm == "jcjohnson":
@@ -139,6 +140,7 @@ class WassersteinLoss(nn.Module):
                            norm: str = "relative") -> torch.Tensor:
         """→ (B, C, C+1): covariance (second moment minus mean outer product), and the mean as the last column."""
         b = second.shape[0]
+        positions = positions.clamp_min(EPS)  # a guide with no mass: zero statistics, not NaN
         mean = first / positions.view(b, 1)
         cov = second / positions.view(b, 1, 1) - mean.unsqueeze(2) * mean.unsqueeze(1)
         return torch.cat([cov, mean.unsqueeze(-1)], dim=-1)

@@ -3,6 +3,7 @@
 ``Objective(img)`` gives the per-run terms of whole images; ``tiled_backward`` back-propagates the same loss tile
 by tile (core/tiling.py) with the same list of terms. Spatial guides (``Guides``) are the seam for masks: a guide
 per style region over the output (with its own blend of the style images) and a content guide, used by both paths.
+Masks (impasto/masks.py) are made into Guides above core; the rules that carry a guide to a layer are core/guides.py.
 """
 
 from __future__ import annotations
@@ -13,20 +14,31 @@ from dataclasses import dataclass, field
 import torch
 
 from . import tiling
+from .guides import RULES, layer_guide, resize_guide
 from .precision import autocast_dtype
 from .settings import RunSettings
-from .targets import StyleTargets, content_features, layer_guide, resize_guide
+from .targets import StyleTargets, content_features
 from .terms import TERMS, Term, TermContext
 from .vgg import VGG19
+
+Blend = tuple[float, ...]
 
 
 @dataclass
 class Region:
     """A part of the output with its own style target. ``guide`` (1|n, 1, H, W) in [0, 1] at the final size marks
-    it; ``blend`` weighs the style images for it (None: each run's ``style_blend``)."""
+    it (one per run of a batch, or one for all); ``blend`` weighs the style images for it: one blend for every run,
+    one per run (a list of n blends), or None (each run's ``style_blend``). ``weight``: per run, a factor on this
+    region's style loss (None: 1).
+
+    A region's style loss is also weighted by its share of the image (the guide's mean): a region's Gram is a mean
+    over its own positions, so each position's gradient grows as the region shrinks; weighting by the share keeps
+    the style/content balance per pixel what it is without guides, so style_weight means the same with masks
+    (departure: Gatys et al. 2017 weigh each region's loss by a free factor)."""
 
     guide: torch.Tensor
-    blend: tuple[float, ...] | None = None
+    blend: Blend | list[Blend] | None = None
+    weight: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -36,19 +48,28 @@ class Guides:
 
     regions: list[Region] = field(default_factory=list)
     content: torch.Tensor | None = None
+    rule: str = "simple"  # how region guides reach each style layer: "simple" or "inside" (core/guides.py)
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"unknown guide rule {self.rule!r}: choose one of {', '.join(RULES)}")
 
     def at(self, size: tuple[int, int]) -> Guides:
         """The guides carried to a scale's size (area averaging)."""
-        return Guides([Region(resize_guide(r.guide, size), r.blend) for r in self.regions],
-                      resize_guide(self.content, size) if self.content is not None else None)
+        return Guides([Region(resize_guide(r.guide, size), r.blend, r.weight) for r in self.regions],
+                      resize_guide(self.content, size) if self.content is not None else None, self.rule)
 
 
-def _blend(cfgs: Sequence[RunSettings], n_styles: int, fixed: tuple[float, ...] | None,
+def _blend(cfgs: Sequence[RunSettings], n_styles: int, fixed: Blend | list[Blend] | None,
            device: torch.device) -> torch.Tensor:
     """(n, S) blend weights, each row summing to 1."""
     rows = []
-    for c in cfgs:
-        b = list(fixed if fixed is not None else (c.style_blend if c.style_blend is not None else [1.0] * n_styles))
+    per_run = fixed is not None and len(fixed) > 0 and isinstance(fixed[0], (list, tuple))
+    if per_run and len(fixed) != len(cfgs):  # type: ignore[arg-type]
+        raise ValueError(f"a region has {len(fixed)} blends for a batch of {len(cfgs)} runs")  # type: ignore[arg-type]
+    for i, c in enumerate(cfgs):
+        own = fixed[i] if per_run else fixed  # type: ignore[index]
+        b = list(own if own is not None else (c.style_blend if c.style_blend is not None else [1.0] * n_styles))
         if len(b) != n_styles:
             raise ValueError(f"style_blend has {len(b)} weights for {n_styles} style images")
         total = sum(b)
@@ -95,13 +116,20 @@ class Objective:
             one = targets.at(self.run, content, layers, c0.style_loss, c0.loss_norm, c0.tile_size, key)
             return [one for _ in regions]
 
+        def share(r: Region | None) -> torch.Tensor:  # (n,): the region's share of the image, times its weight
+            if r is None:
+                return torch.ones(self.n, device=dev)
+            mean = r.guide.float().to(dev).mean((1, 2, 3)).expand(self.n)
+            return mean * torch.tensor(r.weight, device=dev) if r.weight is not None else mean
+
         ctx = TermContext(
             cfgs=cfgs,
             content_features=lambda layers: content_features(self.run, content, layers, c0.tile_size),
             style_stats=stats,
             regions=[(_blend(cfgs, n_styles, r.blend if r is not None else None, dev),) for r in regions],
-            region_guides=[(lambda k, g=(r.guide if r is not None else None): layer_guide(g, k, size))
+            region_guides=[(lambda k, g=(r.guide if r is not None else None): layer_guide(g, k, size, guides.rule))
                            for r in regions],
+            region_weights=[share(r) for r in regions],
             content_guide=lambda k: layer_guide(guides.content, k, size),
             extra=extra or {},
         )

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from . import tiling
+from .guides import layer_guide, resize_guide
 from .losses import STYLE_LOSSES
 from .terms import guided_moments
 
@@ -28,27 +29,12 @@ def resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(img, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
 
 
-def resize_guide(guide: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """A guide (B|1, 1, H, W) in [0, 1] carried to another resolution by area averaging (Gatys et al. 2017's
-    "simple" propagation: each position's weight is the mean of the weights it covers)."""
-    if tuple(guide.shape[-2:]) == tuple(size):
-        return guide
-    return F.interpolate(guide.float(), size=size, mode="area")
-
-
 def style_size(style: torch.Tensor, content_size: tuple[int, int], style_scale: float) -> tuple[int, int]:
     """A style image's size at a scale: its long side ``style_scale`` × the content's long side there."""
     long = max(1, round(max(content_size) * style_scale))
     h, w = style.shape[-2:]
     s = long / max(h, w)
     return max(1, round(h * s)), max(1, round(w * s))
-
-
-def layer_guide(guide: torch.Tensor | None, layer: str, size: tuple[int, int]) -> torch.Tensor | None:
-    """A guide at the image size → at ``layer``'s feature shape for an image of ``size``."""
-    if guide is None:
-        return None
-    return resize_guide(guide, tiling.feature_shape(layer, *size))
 
 
 @torch.no_grad()
@@ -63,14 +49,15 @@ def content_features(run: Run, content: torch.Tensor, layers: Sequence[str], til
 
 @torch.no_grad()
 def style_stats(run: Run, style: torch.Tensor, layers: Sequence[str], style_loss: str, norm: str, tile: int,
-                guide: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                guide: torch.Tensor | None = None, rule: str = "simple") -> dict[str, torch.Tensor]:
     """One style image's statistics per layer, (1, C, C) Grams or (1, C, C+1) covariance-and-mean, optionally over
-    the part of it that ``guide`` (1, 1, h, w) marks (a region's own style source)."""
+    the part of it that ``guide`` (1, 1, h, w) marks (a region's own style source), carried to each layer by
+    ``rule`` (core/guides.py)."""
     loss_cls = STYLE_LOSSES[style_loss]
     size = tuple(style.shape[-2:])
     if tile and max(size) > tile:
         halo = tiling.halo_for(layers)
-        guides = {k: layer_guide(guide, k, size) for k in layers}  # type: ignore[arg-type]
+        guides = {k: layer_guide(guide, k, size, rule) for k in layers}  # type: ignore[arg-type]
         acc: dict[str, list[torch.Tensor]] = {}
         for interior, padded in tiling.boxes(*size, tile, halo=halo):
             py0, py1, px0, px1 = padded
@@ -82,25 +69,28 @@ def style_stats(run: Run, style: torch.Tensor, layers: Sequence[str], style_loss
                 acc[k] = m if k not in acc else [a + b for a, b in zip(acc[k], m)]
         return {k: loss_cls.stats_from_moments(*acc[k], norm) for k in layers}  # type: ignore[attr-defined]
     feats = run(style, list(layers))
-    return {k: loss_cls.stats_from_moments(*guided_moments(v, layer_guide(guide, k, size)), norm)  # type: ignore[attr-defined]
+    return {k: loss_cls.stats_from_moments(*guided_moments(v, layer_guide(guide, k, size, rule)), norm)  # type: ignore[attr-defined]
             for k, v in feats.items()}
 
 
 class StyleTargets:
     """The style images' statistics per scale, built on first use and kept (for every frame of a video).
 
-    ``guides``: an optional guide per style image (its own region, target side), at the style image's size.
+    ``guides``: an optional guide per style image (its own region, target side), at the style image's size, carried
+    to each layer by ``rule`` (core/guides.py).
     With a ``transform`` that depends on the content (colour matching), the statistics change with the content and
     are recomputed whenever it changes."""
 
     def __init__(self, styles: Sequence[torch.Tensor], style_scale: float,
-                 guides: Sequence[torch.Tensor | None] | None = None, transform: Transform | None = None) -> None:
+                 guides: Sequence[torch.Tensor | None] | None = None, transform: Transform | None = None,
+                 rule: str = "simple") -> None:
         self.styles = list(styles)
         self.style_scale = style_scale
         self.guides = list(guides) if guides is not None else [None] * len(self.styles)
         if len(self.guides) != len(self.styles):
             raise ValueError(f"{len(self.guides)} style guides for {len(self.styles)} style images")
         self.transform = transform
+        self.rule = rule
         self._cache: dict[tuple, list[dict[str, torch.Tensor]]] = {}
         self.builds = 0  # how many times statistics were computed (tests and benchmarks read it)
 
@@ -120,7 +110,7 @@ class StyleTargets:
                 if self.transform is not None:
                     s = self.transform(s, content)
                 g = resize_guide(guide, tuple(s.shape[-2:])) if guide is not None else None  # type: ignore[arg-type]
-                out.append(style_stats(run, s, layers, style_loss, norm, tile, g))
+                out.append(style_stats(run, s, layers, style_loss, norm, tile, g, self.rule))
             self._cache[cache_key] = out
             self.builds += 1
         return self._cache[cache_key]

@@ -41,6 +41,7 @@ class TermContext:
     region_guides: list[Callable[[str], torch.Tensor | None]]  # per region: layer → (1|n, 1, h, w) guide or None
     content_guide: Callable[[str], torch.Tensor | None]
     extra: dict[str, Any] = field(default_factory=dict)  # per-frame data for terms that need it (video)
+    region_weights: list[torch.Tensor] = field(default_factory=list)  # per region: (n,) factors on its style loss
 
     @property
     def norm(self) -> str:
@@ -143,7 +144,13 @@ class ContentTerm(Term):
 
 def guided_moments(feat: torch.Tensor, guide: torch.Tensor | None) -> list[torch.Tensor]:
     """(B, C, h, w) and a guide at the same h, w → [Σ g f fᵀ (B, C, C), Σ g f (B, C), Σ g (B,)], in fp32 at least
-    (half-precision Grams overflow; float64 stays float64, for oracle tests)."""
+    (half-precision Grams overflow; float64 stays float64, for oracle tests).
+
+    Departure from Gatys et al. 2017, who take the Gram of F ∘ T, i.e. weigh each position by T²: here a position
+    weighs g (features times √g), and the Gram is divided by Σ g, so a region's Gram is the g-weighted mean of
+    f fᵀ. The two agree for a hard (0/1) mask; for soft masks, g reads as how much a position belongs to the region:
+    regions whose guides sum to 1 count every position exactly once between them (with T², a border position shared
+    half and half would count 0.25 + 0.25), and the moments stay linear in g, so they add up over tiles."""
     feat = _f32(feat)
     b, c, h, w = feat.shape
     if guide is None:
@@ -188,15 +195,17 @@ class StyleTerm(Term):
                 region[k] = loss_cls(torch.einsum("ns,s...->n...", blend[0], stacked), ctx.norm)
             losses.append(region)
         guides = [{k: g(k) for k in names} for g in ctx.region_guides]
-        return cls(names, w, losses, guides)
+        return cls(names, w, losses, guides, ctx.region_weights or None)
 
     def __init__(self, layers: Sequence[str], layer_weights: dict[str, torch.Tensor],
-                 losses: list[dict[str, nn.Module]], guides: list[dict[str, torch.Tensor | None]]) -> None:
+                 losses: list[dict[str, nn.Module]], guides: list[dict[str, torch.Tensor | None]],
+                 region_weights: list[torch.Tensor] | None = None) -> None:
         super().__init__()
         self.layers = tuple(layers)
         self.layer_weights = layer_weights
         self.losses = nn.ModuleList(nn.ModuleDict(r) for r in losses)
         self.guides = guides
+        self.region_weights = region_weights  # per region (n,): its share of the image × its weight; None: 1
 
     def _value(self, moments_of: Callable[[int, str], list[torch.Tensor]],
                shape_of: Callable[[str], tuple[int, int, int]]) -> torch.Tensor:
@@ -204,6 +213,8 @@ class StyleTerm(Term):
         for r, region in enumerate(self.losses):
             for k in self.layers:
                 v = self.layer_weights[k] * region[k].from_moments(*moments_of(r, k), shape_of(k))
+                if self.region_weights is not None:
+                    v = self.region_weights[r] * v
                 total = v if total is None else total + v
         assert total is not None
         return total
