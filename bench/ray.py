@@ -46,8 +46,9 @@ NETWORK = {"1 Gbit/s": 125e6, "10 Gbit/s": 1250e6}
 PHOTO_12MP = 4000 * 3000 * 3  # bytes of a decoded 12-megapixel content image (inputs travel decoded)
 
 
-def tree_cpu(root: int) -> float:
-    """CPU seconds of ``root`` and every live process under it (a local Ray instance is the driver's children)."""
+def tree_cpu(root: int) -> dict[int, float]:
+    """CPU seconds of ``root`` and of every live process under it, by pid (a local Ray instance's processes are
+    the driver's children)."""
     tick = os.sysconf("SC_CLK_TCK")
     kids: dict[int, list[int]] = {}
     cpu: dict[int, float] = {}
@@ -61,12 +62,12 @@ def tree_cpu(root: int) -> float:
             continue
         kids.setdefault(int(fields[1]), []).append(int(d))
         cpu[int(d)] = (int(fields[11]) + int(fields[12])) / tick
-    total, todo = 0.0, [root]
+    out, todo = {}, [root]
     while todo:
         pid = todo.pop()
-        total += cpu.get(pid, 0.0)
+        out[pid] = cpu.get(pid, 0.0)
         todo += kids.get(pid, [])
-    return total
+    return out
 
 
 def study(n: int, size: int, steps: int) -> Any:
@@ -74,33 +75,51 @@ def study(n: int, size: int, steps: int) -> Any:
     return parse_experiment({"base": base, "grid": {"style_weight": WEIGHTS[:n]}})
 
 
-def timed(exp: Any, out: Path, executor: Any, whole_tree: bool) -> tuple[float, float, Any]:
-    c0, t0 = (tree_cpu(os.getpid()) if whole_tree else time.process_time()), time.perf_counter()
+def timed(exp: Any, out: Path, executor: RayExecutor | None) -> tuple[float, dict[str, float], Any]:
+    """Wall seconds, CPU seconds by part (local: the process; Ray: the driver, the workers, Ray's own daemons)."""
+    workers: set[int] = set()
+    if executor is not None:
+        import ray
+
+        workers = {i["pid"] for i in ray.get([h.info.remote() for h in executor.workers.values()])}
+    me = os.getpid()
+    c0, t0 = tree_cpu(me), time.perf_counter()
     result = impasto.sweep(exp, content=sample_content(), styles=[sample_style()], output=out, force=True,
                            progress=False, plots=False, max_batch=1, executor=executor)
     wall = time.perf_counter() - t0
-    cpu = (tree_cpu(os.getpid()) if whole_tree else time.process_time()) - c0
+    c1 = tree_cpu(me)
     assert result.status == "done", [(v.name, v.status, v.message) for v in result.variants]
-    return wall, cpu, result
+    delta = {pid: c1[pid] - c0.get(pid, 0.0) for pid in c1}
+    parts = {"driver": delta.pop(me, 0.0), "workers": sum(delta.pop(p, 0.0) for p in workers)}
+    parts["daemons"] = sum(delta.values()) if executor is not None else 0.0
+    return wall, parts, result
 
 
 def compare(exp: Any, tmp: Path, ex: RayExecutor, repeats: int, tag: str) -> dict[str, Any]:
-    runs: dict[str, list[tuple[float, float]]] = {"local": [], "ray": []}
+    runs: dict[str, list[tuple[float, dict[str, float]]]] = {"local": [], "ray": []}
     same = True
     for i in range(repeats):
-        wl, cl, local = timed(exp, tmp / f"{tag}-local-{i}", None, False)
-        wr, cr, remote = timed(exp, tmp / f"{tag}-ray-{i}", ex, True)
+        wl, cl, local = timed(exp, tmp / f"{tag}-local-{i}", None)
+        wr, cr, remote = timed(exp, tmp / f"{tag}-ray-{i}", ex)
         runs["local"].append((wl, cl))
         runs["ray"].append((wr, cr))
         same &= all(a.image.tobytes() == b.image.tobytes() for a, b in zip(local.variants, remote.variants))
-    med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in runs.items()}
+
+    def med(kind: str, part: str | None = None) -> float:
+        if part is None:
+            return statistics.median(w for w, _ in runs[kind])
+        return statistics.median(c[part] for _, c in runs[kind])
+
     n = len(exp.variants)
+    local_cpu = med("local", "driver")
+    work = med("ray", "driver") + med("ray", "workers")  # what the sweep itself cost on Ray
     return {
         "tasks": n, "runs": runs, "same_pixels": same,
-        "local_wall": med["local"][0], "ray_wall": med["ray"][0], "local_cpu": med["local"][1],
-        "ray_cpu": med["ray"][1],
-        "overhead_wall": med["ray"][0] / med["local"][0] - 1, "overhead_cpu": med["ray"][1] / med["local"][1] - 1,
-        "per_task_wall_s": (med["ray"][0] - med["local"][0]) / n, "per_task_cpu_s": (med["ray"][1] - med["local"][1]) / n,
+        "local_wall": med("local"), "ray_wall": med("ray"), "local_cpu": local_cpu, "ray_work_cpu": work,
+        "ray_driver_cpu": med("ray", "driver"), "ray_worker_cpu": med("ray", "workers"),
+        "ray_daemons_cpu": med("ray", "daemons"), "daemons_per_wall_s": med("ray", "daemons") / med("ray"),
+        "overhead_wall": med("ray") / med("local") - 1, "overhead_cpu": work / local_cpu - 1,
+        "per_task_wall_s": (med("ray") - med("local")) / n, "per_task_cpu_s": (work - local_cpu) / n,
     }
 
 
@@ -188,12 +207,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         tiny = study(8, 32, 2)
-        timed(tiny, tmp / "warm-local", None, False)  # VGG loaded in this process
+        timed(tiny, tmp / "warm-local", None)  # VGG loaded in this process
         t = time.perf_counter()
         ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
         init_s = time.perf_counter() - t
         ex = RayExecutor(workers=1, cpus_per_worker=1)  # one worker, one core: the local executor's compute
-        first, _, _ = timed(tiny, tmp / "warm-ray", ex, True)  # the worker starts and loads VGG
+        first, _, _ = timed(tiny, tmp / "warm-ray", ex)  # the worker starts and loads VGG
         fixed = compare(tiny, tmp, ex, args.repeats, "tiny")
         main_run = compare(study(args.variants, args.size, args.steps), tmp, ex, args.repeats, "main")
         sz = sizes(tmp)
@@ -213,7 +232,9 @@ def main() -> int:
     print(f"start: ray.init {init_s:.1f} s, first sweep (a worker starts, loads VGG) {first:.1f} s")
     for name, r in (("tiny 32 px, 2 steps", fixed), (f"{args.size} px, {args.steps} steps", main_run)):
         print(f"{name}: {r['tasks']} tasks; local {r['local_wall']:.2f} s wall / {r['local_cpu']:.2f} CPU-s, ray "
-              f"{r['ray_wall']:.2f} s / {r['ray_cpu']:.2f} CPU-s → overhead {100 * r['overhead_wall']:+.1f}% wall, "
+              f"{r['ray_wall']:.2f} s / {r['ray_work_cpu']:.2f} CPU-s (driver {r['ray_driver_cpu']:.2f} + worker "
+              f"{r['ray_worker_cpu']:.2f}; Ray's daemons {r['ray_daemons_cpu']:.2f} more, "
+              f"{r['daemons_per_wall_s']:.3f} CPU-s per s) → overhead {100 * r['overhead_wall']:+.1f}% wall, "
               f"{100 * r['overhead_cpu']:+.1f}% CPU; per task {1000 * r['per_task_wall_s']:+.0f} ms wall, "
               f"{1000 * r['per_task_cpu_s']:+.0f} ms CPU; same pixels: {r['same_pixels']}")
     print(f"sizes: 512x384 PNG {sz['png_512x384'] / 1e6:.2f} MB, stopped state at 512 {sz['state_256_x4'] / 1e6:.1f}"
