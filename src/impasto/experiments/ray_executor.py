@@ -52,7 +52,7 @@ class _Job:
     number: int
     batch: Batch
     lost: list[str] = field(default_factory=list)  # why earlier tries did not come back
-    tried_on: set[str] = field(default_factory=set)  # the workers (actor ids) that tried it
+    tried_on: set[str] = field(default_factory=set)  # the workers (names) that tried it
 
     @property
     def inputs_key(self) -> tuple[int, ...]:
@@ -79,7 +79,8 @@ class RayExecutor:
         self.ray: Any = None
         self.started_ray = False
         self.relay: Any = None
-        self.workers: dict[str, Any] = {}  # actor id → handle
+        self.workers: dict[str, Any] = {}  # name → actor handle, for the workers alive
+        self.started = 0  # workers started so far (names them)
         self.run_number = 0
         self.busy: dict[int, Any] = {}  # batch index → the worker running it (for tests and tools)
 
@@ -123,8 +124,8 @@ class RayExecutor:
         most, options, threads = self._plan_workers()
         actor = self.ray.remote(Worker).options(max_concurrency=2, max_restarts=0, **options)
         while len(self.workers) < min(count, most):
-            handle = actor.remote(self.relay, threads)
-            self.workers[handle._actor_id.hex()] = handle
+            self.started += 1
+            self.workers[f"worker-{self.started}"] = actor.remote(self.relay, threads)
 
     def close(self) -> None:
         """Stop the workers (and the local Ray instance, if this executor started it)."""
