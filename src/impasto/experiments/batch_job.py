@@ -109,7 +109,14 @@ def expand(items: Sequence[str | os.PathLike[str]], what: str) -> list[str]:
             out.append(text)
     if not out:
         raise ConfigError(f"no {what} given")
-    return list(dict.fromkeys(out))  # each once, in order
+    seen: set[str] = set()
+    unique = []
+    for text in out:  # each once, in order (the same file named two ways, too)
+        key = text if is_url(text) else os.path.realpath(text)
+        if key not in seen:
+            seen.add(key)
+            unique.append(text)
+    return unique
 
 
 def _stem(source: str) -> str:

@@ -34,12 +34,16 @@ def render_batch_sheet(job: BatchJob, contents: Mapping[str, Image.Image | None]
     line_h = int(getattr(text_f, "size", 12) * 1.35)
     label_h = line_h * 2 + 4
     header = 30 + line_h + GAP
-    width = MARGIN * 2 + (cols + 1) * (cell + GAP)
+    n_c, n_s = len(job.contents), len(job.styles)
+    title = (f"impasto batch: {n_c} content image{'s' * (n_c != 1)}, {n_s} style{'s' * (n_s != 1)}"
+             + (" blended" if job.blend else ""))
+    width = max(MARGIN * 2 + (cols + 1) * (cell + GAP),
+                int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(title, font=title_f)) + 2 * MARGIN)
     height = MARGIN * 2 + header + (rows + 1) * (cell + label_h + GAP) + (line_h if rows < len(job.contents) else 0)
     sheet = Image.new("RGB", (width, height), BACKGROUND)
     d = ImageDraw.Draw(sheet)
     done = sum(p.status in ("done", "diverged") for p in job.pairs)
-    d.text((MARGIN, MARGIN), f"impasto batch: {len(job.contents)} × {len(job.styles)}", font=title_f, fill=INK)
+    d.text((MARGIN, MARGIN), title, font=title_f, fill=INK)
     d.text((MARGIN, MARGIN + 28), f"{done}/{len(job.pairs)} pictures · {job.status}", font=text_f, fill=GREY)
     y0 = MARGIN + header
 
@@ -70,8 +74,8 @@ def render_batch_sheet(job: BatchJob, contents: Mapping[str, Image.Image | None]
                 continue
             note = "" if p.status == "done" else f" · {p.status}"
             colour = ACCENT if p.status in ("failed", "diverged", "cancelled") else GREY
-            put(pictures.get(p.name), x0 + k * (cell + GAP), y, f"{p.elapsed:.0f} s{note}" if p.elapsed else
-                p.status, colour, empty=p.status)
+            caption = "already there" if p.skipped else f"{p.elapsed:.0f} s{note}" if p.elapsed else p.status
+            put(pictures.get(p.name), x0 + k * (cell + GAP), y, caption, colour, empty=p.status)
     if rows < len(job.contents):
         d.text((MARGIN, height - MARGIN - line_h), f"… and {len(job.contents) - rows} more content images "
                "(see batch.json)", font=text_f, fill=GREY)
