@@ -1,6 +1,6 @@
 """Batched vs sequential: 4 variants of one recipe at 128 px, as one batch through VGG and one after another.
 
-What a sweep gains from batching (``impasto.api.stylize_batch``, grouped by ``core.optimize.batch_key``). Both ways
+What a sweep gains from batching (``impasto.api.stylize_batch``, grouped by ``impasto.api.batch_key``). Both ways
 run in this process, alternating (sequential, batched, sequential, ...) so that other load on a shared machine hits
 both alike; the printed ratio is batched / sequential (below 1: batching is faster). A ``torch.mm`` line calibrates
 the machine. The pictures of the two ways are compared too (they should agree to a few 1/255).

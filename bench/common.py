@@ -71,6 +71,19 @@ def provenance() -> dict[str, Any]:
     return {"commit": git("rev-parse", "--short", "HEAD"), "src_dirty": bool(git("status", "--porcelain", "src"))}
 
 
+def source_hash(module_file: str) -> str:
+    """A short hash of every .py file of the package that ``module_file`` belongs to: which code a child really
+    imported (a checkout given by path can change under a long run)."""
+    import hashlib
+
+    root = Path(module_file).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor()
     try:

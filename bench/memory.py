@@ -32,6 +32,7 @@ def child(size: int, steps: int, overrides: dict[str, str]) -> dict:
     import torch
 
     import impasto
+    from impasto.api import resolve_precision
     from impasto.core.optimize import optimize
     from impasto.weights import load_vgg
 
@@ -43,16 +44,14 @@ def child(size: int, steps: int, overrides: dict[str, str]) -> dict:
     times: list[float] = []
     t0 = time.perf_counter()
     c0 = time.process_time()
-    from impasto.api import resolve_precision
-
     precision = resolve_precision(cfg.precision, torch.device("cpu"))  # as a real run would (auto: bf16 here)
     if steps:
         optimize(model, content, [style], [cfg], callback=lambda s: times.append(time.perf_counter()),
                  precision=precision)
     else:
-        from impasto.core.optimize import Objective
+        from impasto.core.objective import Objective
 
-        Objective(model, content, [style], [cfg], tile=cfg.tile_size, precision=precision)
+        Objective(model, content, [style], [cfg], precision=precision)  # tiles from cfg.tile_size
     return {
         "size": size,
         "steps": steps,

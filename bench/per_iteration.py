@@ -36,7 +36,8 @@ from PIL import Image
 import baseline
 import impasto
 from common import OUT, machine, mm_gflops, pair_paths, set_threads, write_json
-from impasto.core.optimize import Objective, optimize
+from impasto.core.objective import Objective
+from impasto.core.optimize import ADAM_BETAS, optimize
 from impasto.core.vgg import LAYER_NAMES
 from impasto.weights import load_vgg
 from quality import _tensor
@@ -98,7 +99,8 @@ def timed(step: Callable[[], Any], warm: int, n: int) -> dict[str, Any]:
 
 
 def impasto_step(content: torch.Tensor, style: torch.Tensor, variant: str) -> Callable[[], None]:
-    """One iteration as core/optimize.py does it (Objective → sum → backward → Adam → clamp), with ``variant``."""
+    """One iteration as core/optimize.py does it (core/objective.py's Objective → sum → backward → Adam → clamp),
+    with ``variant``. The objective takes its precision from the config and its tiles from ``cfg.tile_size``."""
     precision = "bf16" if variant == "bf16" else "fp32"
     cfg = impasto.StyleConfig(size=max(content.shape[-2:]), start_size=None, device="cpu", precision=precision)
     model = load_vgg("bundled")
@@ -114,7 +116,7 @@ def impasto_step(content: torch.Tensor, style: torch.Tensor, variant: str) -> Ca
         model.forward = torch.compile(model.forward)  # type: ignore[method-assign]
     objective = Objective(model, content.contiguous(memory_format=fmt), [style.contiguous(memory_format=fmt)], [cfg])
     param = content.clone().contiguous(memory_format=fmt).requires_grad_(True)
-    opt = torch.optim.Adam([param], lr=cfg.lr, betas=(0.9, 0.99))
+    opt = torch.optim.Adam([param], lr=cfg.lr, betas=ADAM_BETAS)
 
     def ctx() -> contextlib.AbstractContextManager:
         if variant == "no-mkldnn":

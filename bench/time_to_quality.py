@@ -221,6 +221,8 @@ def summarise(pair: str, base: dict[str, Any], runs: list[dict[str, Any]], show_
                 head + f"; reaches it at step {r['step']} in {r['time']:.0f} s wall / {r['cpu']:.0f} s "
                 f"CPU: {b['time'] / r['time']:.1f}x faster (wall), {b['cpu'] / r['cpu']:.1f}x (CPU)"
             )
+        if show_curves:
+            lines += curve(run)
     return lines
 
 
