@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from . import arguments
 from .config import StyleConfig, from_dict
 from .core import state as run_states
 from .core.events import FINAL, STATUSES, Status, Step, StopToken
@@ -96,7 +97,8 @@ def resolve_config(config: StyleConfig | dict[str, Any] | None, overrides: dict[
     elif isinstance(config, dict):
         config = from_dict(config)
     elif not isinstance(config, StyleConfig):
-        raise ConfigError(f"config must be a StyleConfig or a dict, not {type(config).__name__}", key="config")
+        hint = f" (for a preset: preset={config!r})" if isinstance(config, str) else ""
+        raise ConfigError(f"config must be a StyleConfig or a dict, not {type(config).__name__}{hint}", key="config")
     return config.replace(**overrides) if overrides else config
 
 
@@ -201,13 +203,16 @@ def stylize_batch(
     a ``WriteError``; a snapshot that cannot be written stops the run first, so that its checkpoint is tried.
     ``masks``: mask images in memory for every run ({"masks": [...], "keep_mask": ...}; see README's Masks).
     """
-    cfgs = list(configs)
+    styles = arguments.check_run(content, styles, callback=callback, stop=stop, state=state, progress=progress,
+                                 force=force)  # at the door: one line naming a wrong argument, before any work
+    cfgs = arguments.check_configs(configs)
     if not cfgs:
         return []
     if len({batch_key(c) for c in cfgs}) > 1:
         raise ConfigError("these configs cannot share a batch (size, schedule, optimiser, ... differ); run them apart")
     c0 = cfgs[0]
-    outs = list(outputs) if outputs is not None else [None] * len(cfgs)
+    outs = arguments.check_outputs(outputs, len(cfgs))
+    arguments.check_outputs(checkpoints, len(cfgs), key="checkpoints")
     checked = [check_output(o, force=force) if o is not None else None for o in outs]
     inputs = {"content image": content, **{f"style image {i + 1}": s for i, s in enumerate(style_list(styles))},
               **{f"init image {c.init}": c.init for c in cfgs if c.init not in ("content", "noise", "gaussian")},
@@ -275,6 +280,8 @@ def stylize(
     ``style_masks=``: paths or URLs (settings, kept in the recipe) or images (PIL, tensors, bytes).
     """
     overrides, mask_images = split_overrides(overrides)
+    arguments.check_output(output)
+    arguments.check_output(checkpoint, "checkpoint")
     cfg = resolve_config(config, overrides)
     return stylize_batch(content, styles, [cfg], callback=callback, stop=stop, state=state, progress=progress,
                          outputs=[output], force=force, checkpoints=[checkpoint], masks=mask_images)[0]

@@ -9,9 +9,11 @@ is config.py's, after every field is coerced.
 from __future__ import annotations
 
 import math
+import os
 import re
+import sys
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, NewType, get_origin
+from typing import Any, Literal, NewType, get_args, get_origin
 
 from .core.layers import resolve_layer
 from .errors import ConfigError
@@ -19,7 +21,19 @@ from .errors import ConfigError
 
 def invalid(key: str, value: Any, allowed: str) -> ConfigError:
     """``key = value is invalid: allowed`` as a ConfigError about ``key``."""
-    return ConfigError(f"{key} = {value!r} is invalid: {allowed}", key=key)
+    return ConfigError(f"{key} = {shown(value)} is invalid: {allowed}", key=key)
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` for a message, at most ``limit`` characters: a 5000-digit number, a list of 100,000 items or
+    a value nested 10,000 deep is named, not printed (and their repr may raise)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"<a number of about {int(value.bit_length() * math.log10(2)) + 1} digits>"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # int digits over sys.get_int_max_str_digits(); nesting
+        return f"<a {type(value).__name__} too large to show>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 ImagePath = NewType("ImagePath", str)  # a field that names an image file or URL (masks), not a layer
@@ -33,7 +47,9 @@ def _bool(key: str, value: Any) -> bool:
         if value.lower() not in _TRUE + _FALSE:
             raise invalid(key, value, "expected true or false")
         return value.lower() in _TRUE
-    return bool(value)
+    if isinstance(value, (bool, int, float)) and value in (0, 1):  # True, 1, numpy's bools
+        return bool(value)
+    raise invalid(key, value, "expected true or false")
 
 
 def _int(key: str, value: Any) -> int:
@@ -57,8 +73,39 @@ def _float(key: str, value: Any) -> float:
         raise invalid(key, value, "expected a number") from None
 
 
+# What a text field takes, for the message when it is given something else (None, a number, a tensor).
+_TEXT_HINTS = {"init": "content, noise, gaussian or the path of an image",
+               "weights": "bundled, torchvision or the path of a state dict",
+               "device": "auto, cpu, cuda, cuda:N or mps"}
+
+
 def _str(key: str, value: Any) -> str:
-    return str(value)  # a Literal field's choices are checked by config._validate, after every field is coerced
+    """Text as given; a path object as its path; a torch.device as its name. Anything else (None, a number, a
+    tensor) is refused rather than turned into a string such as 'None' that would later be read as a file name."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, os.PathLike):
+        path = os.fspath(value)
+        if isinstance(path, str):
+            return path
+    torch = sys.modules.get("torch")  # a torch.device can only exist once torch is imported
+    if torch is not None and isinstance(value, torch.device):
+        return str(value)
+    hint = _TEXT_HINTS.get(key, "a string")
+    if value is None:
+        raise invalid(key, value, f"give {hint} (leave {key} out for its default)")
+    raise invalid(key, value, f"expected text, not {type(value).__name__}; give {hint}")
+
+
+def _choice(choices: tuple[Any, ...]) -> Coercer:
+    """A Literal field: a string, checked against its choices by config._validate once every field is coerced."""
+
+    def coerce(key: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise invalid(key, value, f"choose one of {', '.join(map(str, choices))}")
+        return value
+
+    return coerce
 
 
 def _shape(key: str, value: Any) -> tuple[int, int]:
@@ -155,7 +202,7 @@ COERCERS: dict[Any, Coercer] = {
 def coercer(name: str, hint: Any) -> Coercer:
     """The coercer for a field annotated ``hint``; a Literal's value is a string, checked against its choices later."""
     if get_origin(hint) is Literal:
-        return _str
+        return _choice(get_args(hint))
     if hint not in COERCERS:
         raise TypeError(f"StyleConfig.{name}: no coercion for {hint}; add one to coercion.COERCERS")
     return COERCERS[hint]

@@ -11,16 +11,12 @@ import difflib
 import hashlib
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+from .bounds import MAX_SCALES, MAX_STEPS, MAX_TOML_BYTES, parse_toml
 from .coercion import ImagePath, coercer, invalid
 from .errors import ConfigError
 
@@ -116,7 +112,6 @@ class StyleConfig:
     mask_feather: float = 0.01
     """Soft mask edges: a blur of this fraction of the result's long side; 0: as given."""
     tile_size: int = 0
-
     """Run VGG on tiles of this many pixels (a multiple of 16) with random offsets each step, for sizes beyond memory
     (4096 px); the gradient is the whole image's. 0: the whole image at once."""
     precision: Precision = "auto"
@@ -260,9 +255,14 @@ def _check_sizes(c: StyleConfig) -> None:
 def _check_schedule(c: StyleConfig) -> None:
     if c.first_steps is not None and c.first_steps <= 0:
         raise invalid("first_steps", c.first_steps, "must be > 0, or none for 2 x steps")
+    for key in ("steps", "first_steps"):
+        if (getattr(c, key) or 0) > MAX_STEPS:
+            raise invalid(key, getattr(c, key), f"must be at most {MAX_STEPS:,} a scale")
+    if c.scale_steps is not None and (len(c.scale_steps) > MAX_SCALES or max(c.scale_steps, default=0) > MAX_STEPS):
+        raise invalid("scale_steps", c.scale_steps, f"give at most {MAX_SCALES} entries of at most {MAX_STEPS:,}")
     if not 0 <= c.seed < 2**63:
         raise invalid("seed", c.seed, "must be a whole number from 0 to 2**63 - 1")
-    if c.tile_size and (c.tile_size < 64 or c.tile_size % 16):
+    if c.tile_size and (c.tile_size < 64 or c.tile_size % 16 or c.tile_size > 16384):
         raise invalid("tile_size", c.tile_size, "must be 0 (no tiles) or a multiple of 16 of at least 64, e.g. 1024")
     if c.scale_steps is not None and (not c.scale_steps or min(c.scale_steps) <= 0):
         raise invalid("scale_steps", c.scale_steps, "give positive whole numbers, e.g. 200,100,50, or none")
@@ -286,6 +286,8 @@ def _check_weights(c: StyleConfig) -> None:
 def _check_layers(c: StyleConfig) -> None:
     if not c.content_layers and c.content_weight > 0:
         raise invalid("content_layers", c.content_layers, "give at least one layer (or set content_weight = 0)")
+    if len(set(c.content_layers)) != len(c.content_layers):
+        raise invalid("content_layers", ",".join(c.content_layers), "each layer at most once")
     if not c.style_layers:
         raise invalid("style_layers", c.style_layers, "give at least one layer")
     names = [n for n, _ in c.style_layers]
@@ -365,6 +367,9 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     if (problem := path_problem(p)) not in (None, "no such file"):
         raise ConfigError(f"{path}: {problem}; give a TOML file")
     try:
+        if problem is None and p.stat().st_size > MAX_TOML_BYTES:  # read whole, parsed whole: bound it first
+            raise ConfigError(f"{path}: {p.stat().st_size:,} bytes is over the limit of {MAX_TOML_BYTES:,} for a "
+                              "settings file; settings and experiments take a few KB")
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
@@ -373,14 +378,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x}); save the TOML file as UTF-8") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        line = getattr(e, "lineno", None)  # Python 3.14's tomllib and tomli 2.1 have it; older ones say it in words
-        if line is None:
-            m = re.search(r"at line (\d+)", str(e))
-            line = int(m.group(1)) if m else max(1, len(text.splitlines()))  # "at end of document": the last line
-        raise ConfigError(f"{path}:{line}: TOML syntax error: {e}") from None
+    data = parse_toml(text, path)
     data["__text__"] = text
     return data
 

@@ -56,6 +56,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--refresh", type=float, default=30.0, metavar="SECONDS",
                    help="redraw the sheet, plots and report this often while a batch runs (0: only after "
                    "each batch) [default: 30]")
+    p.add_argument("--max-variants", type=int, metavar="N",
+                   help="refuse an experiment of more than N variants (counted before any is built) [default: 1000]")
     p.add_argument("--dry-run", action="store_true", help="list the variants and how they would be batched; run nothing")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     from .cluster import add_executor_flags
@@ -70,7 +72,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .spec import load_experiment
 
     overrides = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
-    experiment = load_experiment(args.experiment)
+    experiment = load_experiment(args.experiment, **({"max_variants": args.max_variants}
+                                                     if args.max_variants is not None else {}))
     if args.dry_run:
         return _dry_run(experiment.with_overrides(**overrides))
     stop = StopToken()

@@ -27,6 +27,7 @@ from ..api import (
     total_steps,
 )
 from ..api import run_states as states
+from ..arguments import check_sweep
 from ..errors import ConfigError, OutputError
 from ..io.images import LoadedImage, load_image
 from ..io.locks import lock_folder
@@ -34,7 +35,7 @@ from ..progress import SweepBars, work_left
 from .executors import Batch, BatchOutcome, Executor, LocalExecutor
 from .report import publish
 from .results import SweepResult, SweepStep, VariantResult, sweep_status
-from .spec import Experiment, differences, load_experiment, slug
+from .spec import MAX_VARIANTS, Experiment, differences, load_experiment, slug
 from .store import RunFolder, run_key
 
 
@@ -52,6 +53,7 @@ def sweep(
     progress: bool = True,
     refresh: float | None = 30.0,
     plots: bool = True,
+    max_variants: int = MAX_VARIANTS,
     **overrides: Any,
 ) -> SweepResult:
     """Run every variant of an experiment (a TOML file or an ``Experiment``) and write its sheet, plots and report.
@@ -63,10 +65,14 @@ def sweep(
     (``event.variant``, ``event.step``); ``stop`` ends the sweep after the current step, keeping checkpoints.
     The sheet, plots and report are rewritten after every batch and, while one runs, every ``refresh`` seconds
     (None or 0: only after each batch). The loss plots need matplotlib (``pip install 'impasto[sweep]'``): without
-    it, or with ``plots=False``, the sweep runs and its report says the plots are missing.
+    it, or with ``plots=False``, the sweep runs and its report says the plots are missing. A file of more than
+    ``max_variants`` variants (counted before any is built) is refused.
     """
     t0 = time.perf_counter()
-    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
+    styles = check_sweep(experiment, content=content, styles=styles, output=output, force=force, executor=executor,
+                         max_batch=max_batch, callback=callback, stop=stop, progress=progress, refresh=refresh,
+                         plots=plots)  # at the door: a wrong argument is one line, before any work
+    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment, max_variants=max_variants)
     exp = exp.with_overrides(**overrides)
     if max_batch is not None and max_batch < 1:
         raise ConfigError(f"max_batch = {max_batch} is invalid: give 1 or more (1 runs the variants one by one)")

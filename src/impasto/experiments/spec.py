@@ -26,6 +26,7 @@ base runs alone. Every error names the file, the line, the key and what is allow
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -33,12 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ..coercion import shown
 from ..config import FIELD_NAMES, StyleConfig, from_dict, key_line, load_toml, suggest
 from ..errors import ConfigError
 
 TABLES = ("experiment", "base", "variant", "grid")
 EXPERIMENT_KEYS = ("title", "description", "content", "styles")
 VARIANT_META = ("name", "note")
+MAX_VARIANTS = 1000  # a sweep's variants, counted before any is built; load_experiment(max_variants=) raises it
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_][A-Za-z0-9_. -]*?)\s*\]\]?\s*(?:#.*)?$")
 _SLUG_BAD = re.compile(r"[^A-Za-z0-9._,=+\[\]-]+")
 
@@ -89,20 +92,23 @@ class Experiment:
         raise KeyError(f"no variant {name!r}{suggest(name, names)}")
 
 
-def load_experiment(path: str | os.PathLike[str]) -> Experiment:
-    """Read and check an experiment file (TOML)."""
+def load_experiment(path: str | os.PathLike[str], *, max_variants: int = MAX_VARIANTS) -> Experiment:
+    """Read and check an experiment file (TOML); more than ``max_variants`` variants is an error."""
     data = load_toml(Path(path))
     text = data.pop("__text__")
-    return parse_experiment(data, text=text, path=Path(path))
+    return parse_experiment(data, text=text, path=Path(path), max_variants=max_variants)
 
 
-def parse_experiment(data: Mapping[str, Any], *, text: str = "", path: Path | None = None) -> Experiment:
+def parse_experiment(data: Mapping[str, Any], *, text: str = "", path: Path | None = None,
+                     max_variants: int = MAX_VARIANTS) -> Experiment:
     """Check a parsed experiment (a dict as from TOML) and build every variant's config.
 
-    ``text`` (the file's source) lets errors name their line.
+    ``text`` (the file's source) lets errors name their line. The variants are counted before any is built: more
+    than ``max_variants`` is an error, at once, however large the grid.
     """
     where = _Locator(text, str(path) if path is not None else "<experiment>")
     _check_tables(data, where)
+    _check_count(data, where, max_variants)
     meta = _table(data, "experiment", where)
     content, styles = _inputs(meta, path.parent if path is not None else Path("."), where)
     base_values = _table(data, "base", where)
@@ -162,6 +168,26 @@ def slug(name: str) -> str:
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------------
+def _check_count(data: Mapping[str, Any], where: _Locator, limit: Any) -> None:
+    """Count the variants from the tables' sizes alone (a 100x100x100 grid is a million points: refuse it before
+    building one) and refuse more than ``limit``."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ConfigError(f"max_variants = {shown(limit)} is invalid: give a whole number, 1 or more", key="max_variants")
+    raw = data.get("variant", [])
+    named = len(raw) if isinstance(raw, list) else 1
+    grid = data.get("grid", {})
+    axes = [(k, len(v)) for k, v in grid.items() if isinstance(v, list)] if isinstance(grid, Mapping) else []
+    total = max(1, named) * math.prod(max(1, n) for _, n in axes)
+    if total <= limit:
+        return
+    parts = ([f"{named:,} [[variant]] tables"] if named > 1 else []) + (
+        [" x ".join(f"{n:,} {k}" for k, n in axes) + " grid points"] if axes else [])
+    raise where.error(("grid", 0) if axes else None, None if axes else "variant",
+                      f"{total:,} variants ({' at '.join(parts)}), over the limit of {limit:,}; cut the grid or the "
+                      f"variants, or raise the limit (impasto sweep --max-variants N; impasto.sweep(..., "
+                      "max_variants=N))")
+
+
 class _Named(NamedTuple):
     """A [[variant]] table as written: its name, its number in the file (from 0), its keys, note and header line."""
 

@@ -15,15 +15,17 @@ import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError
+from . import shrink
 from .fetch import is_url, read_url
 from .files import os_reason, path_problem
+from .tensors import tensor_image
 
 MIN_SIDE = 8
 _PIXEL_LIMIT_LOCK = threading.Lock()  # Image.MAX_IMAGE_PIXELS is process-wide: one loader at a time
@@ -41,16 +43,17 @@ class LoadedImage:
     notes: list[str] = field(default_factory=list)
 
 
-def _open(source: str | os.PathLike[str] | bytes, name: str, max_pixels: int) -> LoadedImage:
+def _open(source: str | os.PathLike[str] | bytes, name: str, max_pixels: int,
+          keep: shrink.Keep | None = None) -> LoadedImage:
     fp = _readable(source, name)
     try:
         try:
-            rgb, notes = _open_decode(fp, name, max_pixels)
+            rgb, notes = _open_decode(fp, name, max_pixels, keep)
         except ValueError as e:  # Pillow's cap on decompressed PNG metadata (1 MB a chunk, 64 MB in all)?
             lean = _without_metadata(fp) if _METADATA_LIMIT.search(str(e)) else None
             if lean is None:
                 raise
-            rgb, notes = _open_decode(io.BytesIO(lean), name, max_pixels)
+            rgb, notes = _open_decode(io.BytesIO(lean), name, max_pixels, keep)
             notes.append(f"{name}: its metadata (a colour profile or text) is larger than Pillow reads "
                          "(over 1 MB decompressed); ignored it, as impasto uses no colour profiles")
     except ImageError:
@@ -76,7 +79,8 @@ def _first_line(e: BaseException) -> str:
     return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
-def _open_decode(fp: Any, name: str, max_pixels: int) -> tuple[Image.Image, list[str]]:
+def _open_decode(fp: Any, name: str, max_pixels: int,
+                 keep: shrink.Keep | None = None) -> tuple[Image.Image, list[str]]:
     with warnings.catch_warnings():
         # Pillow's warnings about a user's file (corrupt EXIF, transparency in a palette, the size) are noise
         # here: what matters is raised, and caught in _open.
@@ -84,7 +88,7 @@ def _open_decode(fp: Any, name: str, max_pixels: int) -> tuple[Image.Image, list
         if isinstance(fp, io.BytesIO):
             fp.seek(0)
         with _open_unlimited(fp) as im:  # closes the file (a GIF keeps it open for its other frames)
-            return _decode(im, name, max_pixels)
+            return _decode(im, name, max_pixels, keep)
 
 
 def _without_metadata(fp: Any) -> bytes | None:
@@ -136,8 +140,34 @@ def _open_unlimited(fp: Any) -> Image.Image:
             Image.MAX_IMAGE_PIXELS = old
 
 
-def _decode(im: Image.Image, name: str, max_pixels: int) -> tuple[Image.Image, list[str]]:
-    """An opened image → its first frame, upright, in RGB, and notes on what was done to it."""
+class Header(NamedTuple):
+    """What an image file declares before any pixel is decoded."""
+
+    width: int
+    height: int
+    format: str  # Pillow's name: PNG, JPEG, WEBP, ...
+    mode: str  # as stored: RGB, RGBA, P, I;16, ...
+
+
+def read_header(fp: Any) -> Header | None:
+    """The header of an open binary file's image, read without decoding a pixel (the file's position is put back);
+    None if Pillow does not know it as an image."""
+    pos = fp.tell()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with _open_unlimited(fp) as im:  # a file object given to Image.open is not closed with the image
+                return Header(im.width, im.height, str(im.format), im.mode)
+    except Exception:  # not an image, or a broken header: decoding will say which, in its own words
+        return None
+    finally:
+        fp.seek(pos)
+
+
+def _decode(im: Image.Image, name: str, max_pixels: int,
+            keep: shrink.Keep | None = None) -> tuple[Image.Image, list[str]]:
+    """An opened image → its first frame, upright, in RGB, and notes on what was done to it; with ``keep``, no larger
+    than that needs (``shrink``)."""
     notes: list[str] = []
     w, h = im.size
     if w * h > max_pixels:  # refused from the header alone, before a single pixel is decoded
@@ -149,12 +179,16 @@ def _decode(im: Image.Image, name: str, max_pixels: int) -> tuple[Image.Image, l
     if getattr(im, "is_animated", False) or frames > 1:
         notes.append(f"{name}: has {frames} frames (animated or multi-page); using the first frame")
         im.seek(0)
+    if keep is not None:
+        shrink.draft(im, keep)  # a JPEG decodes at 1/2, 1/4 or 1/8 scale when that is still enough
     im.load()
     try:
-        upright = ImageOps.exif_transpose(im)
+        if keep is not None:  # upright in place, then reduced: no full-size copy is made
+            ImageOps.exif_transpose(im, in_place=True)
+        upright = shrink.reduce(im, keep) if keep is not None else ImageOps.exif_transpose(im)
     except Exception:  # a damaged EXIF block should not cost the picture
         notes.append(f"{name}: its EXIF orientation could not be read; using the image as stored")
-        upright = im
+        upright = shrink.reduce(im, keep) if keep is not None else im
     try:
         return to_rgb(upright), notes
     except ImageError as e:
@@ -171,10 +205,11 @@ def to_rgb(im: Image.Image) -> Image.Image:
     elif im.mode == "F":
         arr = np.nan_to_num(np.asarray(im, dtype=np.float64))
         im = Image.fromarray(np.clip(arr * (255.0 if arr.max() <= 1 else 1.0), 0, 255).astype(np.uint8), "L")
-    if im.mode == "P":
-        im = im.convert("RGBA")
+    if im.mode == "P":  # through RGBA only when the palette has transparency (a full-size copy fewer otherwise)
+        opaque = "transparency" not in im.info and not (im.palette is not None and im.palette.mode == "RGBA")
+        im = im.convert("RGB" if opaque else "RGBA")
     if im.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
-        im = im.convert("RGBA")
+        im = im if im.mode == "RGBA" else im.convert("RGBA")
         background = Image.new("RGBA", im.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, im).convert("RGB")
     try:
@@ -183,22 +218,43 @@ def to_rgb(im: Image.Image) -> Image.Image:
         raise ImageError(f"colour mode {im.mode} is not supported; convert the image to RGB first") from None
 
 
-def load_image(source: Any, *, max_pixels: int = 40_000_000, name: str | None = None) -> LoadedImage:
-    """A path, URL, bytes, PIL image or tensor (3, H, W)/(1, 3, H, W) in [0, 1] → RGB PIL image."""
+def load_image(source: Any, *, max_pixels: int = 40_000_000, name: str | None = None,
+               keep: shrink.Keep | None = None) -> LoadedImage:
+    """A path, URL, bytes, PIL image or tensor (3, H, W)/(1, 3, H, W) in [0, 1] (or uint8) → RGB PIL image.
+
+    ``keep`` (a long side, or an exact (height, width)) lets a file be decoded at reduced size (``shrink``).
+    """
     if isinstance(source, LoadedImage):
         return source
     if isinstance(source, Image.Image):
-        return LoadedImage(to_rgb(ImageOps.exif_transpose(source)), name or "<PIL image>")
+        return LoadedImage(_from_pil(source, name or "<PIL image>"), name or "<PIL image>")
     if isinstance(source, torch.Tensor):
-        return LoadedImage(tensor_to_pil(source), name or "<tensor>")
+        return LoadedImage(tensor_image(source, name or "<tensor>"), name or "<tensor>")
+    if isinstance(source, (bytearray, memoryview)):
+        source = bytes(source)
     if isinstance(source, bytes):
-        return _open(source, name or "<upload>", max_pixels)
+        return _open(source, name or "<upload>", max_pixels, keep)
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
         if is_url(text):
-            return _open(read_url(text), name or text, max_pixels)
-        return _open(text, name or text, max_pixels)
-    raise ImageError(f"cannot use a {type(source).__name__} as an image; give a path, URL, PIL image or tensor")
+            return _open(read_url(text), name or text, max_pixels, keep)
+        return _open(text, name or text, max_pixels, keep)
+    hint = " (a numpy array: PIL.Image.fromarray(a) or torch.from_numpy(a))" if hasattr(source, "__array__") else ""
+    raise ImageError(f"cannot use a {type(source).__name__} as an image{hint}; give a path, URL, PIL image or tensor")
+
+
+def _from_pil(im: Image.Image, name: str) -> Image.Image:
+    """A caller's PIL image → an upright RGB copy (never changed in place), or an ImageError naming the problem."""
+    try:
+        rgb = to_rgb(ImageOps.exif_transpose(im))
+    except ImageError as e:
+        raise ImageError(f"{name}: {e}") from None
+    except (ValueError, OSError) as e:  # closed (Image.close(), or a `with Image.open(...)` block that has ended)
+        raise ImageError(f"{name}: the PIL image cannot be read ({_first_line(e)}); pass it before closing it, "
+                         "or pass im.copy()") from None
+    if min(rgb.size) < MIN_SIDE:
+        raise ImageError(f"{name}: {rgb.size[0]}x{rgb.size[1]} pixels is too small; use at least {MIN_SIDE} px a side")
+    return rgb
 
 
 def pil_to_tensor(im: Image.Image) -> torch.Tensor:

@@ -15,6 +15,7 @@ from pathlib import Path
 from .. import __version__
 from ..api import resolve_device
 from . import MissingExtra, docs, middleware, routes
+from .budget import DecodeBudget
 from .forms import Limits
 from .jobs import JobQueue
 
@@ -40,6 +41,7 @@ def create_app(results_dir: str | Path, device: str = "auto", *, limits: Limits 
                   lifespan=_lifespan(queue, start_worker), docs_url=None, redoc_url=None)  # docs: served offline
     app.state.queue = queue
     app.state.limits = limits
+    app.state.decode_budget = DecodeBudget(limits.decode_budget)  # pixels being decoded at once, all requests
     middleware.install(app, max_upload_bytes=limits.max_upload_bytes, allowed_hosts=allowed_hosts)
     app.include_router(routes.router)
     docs.install(app)

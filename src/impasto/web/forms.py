@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar, get_type_hints
 
+from ..bounds import MAX_NESTING, nesting
 from ..config import StyleConfig, from_dict
 from ..errors import ConfigError, ImageError
-from ..io.images import LoadedImage, load_image
+from ..io.images import LoadedImage, load_image, read_header
+from ..io.shrink import Keep
 from . import MissingExtra
+from .budget import DecodeBudget, weight
 from .middleware import TooLarge
 
 try:
     from fastapi import HTTPException, UploadFile
+    from starlette.concurrency import run_in_threadpool
 except ModuleNotFoundError as e:  # the optional extra
     raise MissingExtra(f"impasto serve needs {e.name}: pip install 'impasto[web]'") from None
 
@@ -26,6 +32,9 @@ except ModuleNotFoundError as e:  # the optional extra
 SERVER_FIELDS = {"device": "impasto serve --device", "max_pixels": "impasto serve --max-pixels",
                  "save_every": "previews come through /events"}
 CONFIG_EXAMPLE = '{"size": 256, "style_weight": 30}'
+# Settings that are paths or URLs of images (masks), found by their annotation, so that a new one is refused too.
+PATH_FIELDS = tuple(name for name, hint in get_type_hints(StyleConfig).items() if "ImagePath" in str(hint))
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,12 @@ class Limits:
     max_pixels: int = 25_000_000  # per input image, checked from its header before decoding
     max_size: int = 2048  # long side of the result
     max_styles: int = 3
+    decode_budget: int = 0  # pixels all requests together may be decoding at once; 0: one request of the largest
+
+    def __post_init__(self) -> None:
+        if not self.decode_budget:  # the largest request fits: its images' pixels, and its bytes at 4 a pixel
+            budget = (self.max_styles + 1) * self.max_pixels + self.max_upload_bytes // 4
+            object.__setattr__(self, "decode_budget", budget)
 
 
 # (bytes, display label, form field) of one uploaded file, read but not decoded yet
@@ -56,8 +71,16 @@ def parse_config(text: str, blend: str | None, n_styles: int, device: str, limit
     except json.JSONDecodeError as e:
         raise HTTPException(400, f"config is not valid JSON ({e.msg} at character {e.pos}); "
                                  f"send an object such as {CONFIG_EXAMPLE}") from None
+    except RecursionError:  # json's C parser stops at Python's recursion limit: arrays or objects nested ~1000 deep
+        raise HTTPException(422, f"config is nested too deeply; settings nest at most {MAX_NESTING} levels") from None
+    except ValueError as e:  # an integer over Python's 4300 digits
+        raise HTTPException(422, f"config holds a number too long to read ({str(e).split(':')[0]}); no setting "
+                                 "needs more than a few digits") from None
     if not isinstance(data, dict):
         raise HTTPException(400, f"config must be a JSON object such as {CONFIG_EXAMPLE}")
+    if nesting(data, MAX_NESTING) > MAX_NESTING:
+        raise HTTPException(422, f"config is nested over {MAX_NESTING} levels deep; settings nest at most "
+                                 f"{MAX_NESTING} levels (style_layers, the deepest, needs 3)")
     for key, where in SERVER_FIELDS.items():
         if key in data:
             raise HTTPException(422, f"{key} is set by the server ({where}); leave it out of config")
@@ -79,6 +102,10 @@ def check_server_rules(cfg: StyleConfig, n_styles: int, limits: Limits) -> None:
     if cfg.init not in ("content", "noise"):
         raise HTTPException(422, f"init = {cfg.init!r} is invalid here: use content or noise "
                                  "(the server reads no paths from requests)")
+    for key in PATH_FIELDS:  # masks name image files or URLs: a request may not make the server read either
+        if getattr(cfg, key) is not None:
+            raise HTTPException(422, f"{key} is invalid here: it names image files or URLs, and the server reads no "
+                                     "paths or URLs from requests")
     if cfg.weights not in ("bundled", "torchvision"):
         raise HTTPException(422, f"weights = {cfg.weights!r} is invalid here: use bundled or torchvision "
                                  "(the server reads no paths from requests)")
@@ -105,17 +132,52 @@ async def read_uploads(content: UploadFile, styles: list[UploadFile], limits: Li
     return raw
 
 
-def decode(data: bytes, name: str, field: str, limits: Limits) -> LoadedImage:
-    """Bytes → RGB image, or a 400 that names the form field and the problem. The type is what decodes."""
+def decode(data: bytes, name: str, field: str, limits: Limits, keep: Keep | None = None) -> LoadedImage:
+    """Bytes → RGB image, or a 400 that names the form field and the problem. The type is what decodes. ``keep``:
+    decode no larger than that needs (``io.shrink``)."""
     if not data:
         raise HTTPException(400, f"{field}: the file {name!r} is empty")
     try:
-        return load_image(data, max_pixels=limits.max_pixels, name=name)
+        return load_image(data, max_pixels=limits.max_pixels, name=name, keep=keep)
     except ImageError as e:
         raise HTTPException(400, f"{field}: {e}") from None
 
 
-def decode_all(uploads: list[Upload], limits: Limits) -> tuple[LoadedImage, list[LoadedImage]]:
-    """The content image and the style images (CPU work: call it off the event loop)."""
-    images = [decode(data, name, field, limits) for data, name, field in uploads]
+def keeps(cfg: StyleConfig) -> tuple[Keep, int]:
+    """What the content and each style must keep for ``cfg``'s result: its size (or shape), and the styles' long
+    side (``style_scale`` × the result's, as ``inputs.prepare`` resizes them)."""
+    long_side = max(cfg.shape) if cfg.shape else cfg.size
+    return (cfg.shape or cfg.size), max(8, round(long_side * cfg.style_scale))
+
+
+def decode_all(uploads: list[Upload], limits: Limits,
+               cfg: StyleConfig | None = None) -> tuple[LoadedImage, list[LoadedImage]]:
+    """The content image and the style images (CPU work: call it off the event loop), each decoded no larger than
+    ``cfg``'s result needs when it is given."""
+    content_keep, style_keep = keeps(cfg) if cfg is not None else (None, None)
+    images = [decode(data, name, field, limits, content_keep if i == 0 else style_keep)
+              for i, (data, name, field) in enumerate(uploads)]
     return images[0], images[1:]
+
+
+def request_cost(files: list[UploadFile], limits: Limits) -> int:
+    """What decoding a request will hold, in 4-byte pixels, from its images' headers (nothing is decoded): each
+    image's declared pixels (a larger one than ``max_pixels`` is refused from its header, and costs nothing) times
+    what its decoder holds per pixel (``budget.weight``), plus its bytes, a pixel per 4."""
+    total = 0
+    for f in files:
+        head = read_header(f.file)
+        if head is not None and head.width * head.height <= limits.max_pixels:
+            total += round(head.width * head.height * weight(head.format, head.mode))
+        total += (f.size or 0) // 4
+    return total
+
+
+async def decoded(budget: DecodeBudget, content: UploadFile, styles: list[UploadFile], limits: Limits,
+                  cfg: StyleConfig, then: Callable[[LoadedImage, list[LoadedImage]], T]) -> T:
+    """Wait for the request's share of the decode budget, then read and decode its images and pass them to
+    ``then`` (off the event loop), holding the share until ``then`` returns (it stores them, and lets them go)."""
+    cost = await run_in_threadpool(request_cost, [content, *styles], limits)
+    async with budget.hold(cost):
+        uploads = await read_uploads(content, styles, limits)
+        return await run_in_threadpool(lambda: then(*decode_all(uploads, limits, cfg)))

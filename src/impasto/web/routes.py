@@ -22,8 +22,10 @@ from .. import __version__
 from ..api import FINAL, LOSS_DESCRIPTIONS, STATUSES
 from ..config import PRESETS, PreserveColor, StyleConfig, field_docs
 from ..errors import OutputError, WriteError
+from ..io.images import read_header
 from . import MissingExtra
-from .forms import SERVER_FIELDS, Limits, decode_all, parse_config, read_uploads
+from .budget import DecodeBudget
+from .forms import SERVER_FIELDS, Limits, decoded, parse_config
 from .jobs import Job, JobQueue
 
 try:
@@ -57,8 +59,14 @@ async def _limits(request: Request) -> Limits:
     return limits
 
 
+async def _budget(request: Request) -> DecodeBudget:
+    budget: DecodeBudget = request.app.state.decode_budget
+    return budget
+
+
 Queue = Annotated[JobQueue, Depends(_queue)]
 RequestLimits = Annotated[Limits, Depends(_limits)]
+Budget = Annotated[DecodeBudget, Depends(_budget)]
 
 
 def find(queue: JobQueue, job_id: str) -> Job:
@@ -108,6 +116,7 @@ def settings(limits: RequestLimits) -> dict[str, Any]:
 async def submit(
     queue: Queue,
     limits: RequestLimits,
+    budget: Budget,
     content: Annotated[UploadFile, File(description="The content image (decoded to check it; any name)")],
     style: Annotated[list[UploadFile], File(description="One or more style images: repeat the field")],
     config: Annotated[str, Form(description='Settings as a JSON object with StyleConfig\'s field names, e.g. '
@@ -118,14 +127,8 @@ async def submit(
     if len(style) > limits.max_styles:
         raise HTTPException(422, f"{len(style)} style images: give at most {limits.max_styles}")
     cfg = parse_config(config, style_blend, len(style), queue.device, limits)
-    uploads = await read_uploads(content, style, limits)
-
-    def load_and_queue() -> Job:  # decoding and PNG encoding take CPU time: off the event loop
-        content_image, style_images = decode_all(uploads, limits)
-        return queue.submit(content_image, style_images, cfg)
-
-    try:
-        job = await run_in_threadpool(load_and_queue)
+    try:  # within the decode budget (a share per request, or 503); decoding and PNG encoding off the event loop
+        job = await decoded(budget, content, style, limits, cfg, lambda c, s: queue.submit(c, s, cfg))
     except WriteError as e:  # the server's disk is full: Insufficient Storage, in one line without its paths
         raise HTTPException(507, str(e)) from None
     return JSONResponse(describe(queue, job), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
@@ -166,7 +169,7 @@ def delete(queue: Queue, job_id: str) -> Response:
 
 @router.get("/api/jobs/{job_id}/image", summary="The final PNG (with its recipe), else the latest preview",
             response_class=Response, responses={200: {"content": {"image/png": {}}}})
-async def image(queue: Queue, job_id: str, download: bool = False,
+async def image(queue: Queue, budget: Budget, job_id: str, download: bool = False,
                 thumb: Annotated[int | None, Query(ge=16, le=1024, description="longest side")] = None,
                 ) -> Response:
     job = find(queue, job_id)
@@ -176,8 +179,9 @@ async def image(queue: Queue, job_id: str, download: bool = False,
     headers = {"Cache-Control": "no-cache" if isinstance(found, Path) else "no-store"}
     if download:
         headers["Content-Disposition"] = f'attachment; filename="{job.download_name}"'  # sanitised: no quotes
-    if thumb is not None:
-        data = await run_in_threadpool(_thumbnail, found, thumb)
+    if thumb is not None:  # a decode like an upload's: within the decode budget (a gallery asks for many at once)
+        async with budget.hold(await run_in_threadpool(_thumbnail_cost, found)):
+            data = await run_in_threadpool(_thumbnail, found, thumb)
         return Response(data, media_type="image/png", headers=headers)
     if isinstance(found, Path):
         return FileResponse(found, media_type="image/png", headers=headers)
@@ -241,6 +245,13 @@ async def _stream(queue: JobQueue, job: Job) -> AsyncIterator[str]:
 
 def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def _thumbnail_cost(found: bytes | Path) -> int:
+    """What making a thumbnail holds, in 4-byte pixels: the decoded PNG and its RGB copy."""
+    with io.BytesIO(found) if isinstance(found, bytes) else open(found, "rb") as f:
+        head = read_header(f)
+    return 2 * head.width * head.height if head is not None else 0
 
 
 def _thumbnail(found: bytes | Path, side: int) -> bytes:
