@@ -48,6 +48,7 @@ class FrameOutcome:
     status: str  # done | cancelled | diverged
     message: str
     elapsed: float
+    cpu: float = 0.0  # CPU seconds of this process (all its threads) for the frame
 
 
 class FrameRunner:
@@ -100,7 +101,7 @@ class FrameRunner:
             if callback is not None:
                 callback(dataclasses.replace(step, render=render))
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         state = optimize(self.model, content, self.targets, [cfg], state=state, callback=on_step, stop=stop,
                          precision=self.precision, frame=index,
                          extra={"temporal": list(temporal)} if temporal else None)
@@ -109,4 +110,4 @@ class FrameRunner:
             image = torch.nn.functional.interpolate(image, size=self.size, mode="bilinear", align_corners=False)
         picture = tensor_to_pil(postprocess(cfg, image, rgb))
         return FrameOutcome(image, picture, state, state.history[0], state.item_status(0), state.item_message(0),
-                            time.perf_counter() - t0)
+                            time.perf_counter() - t0, time.process_time() - c0)

@@ -113,8 +113,8 @@ class _VideoRun:
 
     def record(self, t: int, out: Any) -> dict[str, Any]:
         last = {k: v for k, v in (out.history[-1] if out.history else {}).items() if k not in ("step", "scale", "time")}
-        return {"frame": t, "steps": len(out.history), "seconds": round(out.elapsed, 3), "status": out.status,
-                "losses": last}
+        return {"frame": t, "steps": len(out.history), "seconds": round(out.elapsed, 3),
+                "cpu_seconds": round(out.cpu, 3), "status": out.status, "losses": last}
 
     def run(self, done: int) -> tuple[str, str, int]:
         """Stylise frames ``done`` … the last; → (status, message, frames stylised)."""
