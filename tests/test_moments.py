@@ -58,3 +58,19 @@ def test_carried_moments_are_rescaled_to_the_new_scales_gradients(setup, monkeyp
     assert first(fixed) > 1.3 * first(old)
     # And the scale gets further in the same steps (same seed, same everything else).
     assert last_fixed["total"] < 0.95 * last_old["total"]
+
+
+def test_moments_that_do_not_throttle_the_step_are_left_alone():
+    """s > 1 (the new scale's gradients are larger than the carried moments know, as at the default schedule's first
+    change): the carried moments give larger first steps, which measured better, so they are kept as they are."""
+    import torch
+
+    p = torch.zeros(1, 3, 4, 4, requires_grad=True)
+    opt = torch.optim.Adam([p], lr=LR, betas=(0.9, 0.99))
+    p.grad = torch.full_like(p, 1e-3)
+    opt.step()  # moments from a small gradient
+    before = {k: v.clone() for k, v in opt.state[p].items()}
+    p.grad = torch.full_like(p, 1.0)  # 1000× larger now
+    assert pixels.rescale_moments(opt, [p]) == [1.0]
+    for k in ("exp_avg", "exp_avg_sq"):
+        assert torch.equal(opt.state[p][k], before[k])

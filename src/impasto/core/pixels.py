@@ -77,14 +77,18 @@ def resize_moments(opt_state: dict, size: tuple[int, int]) -> dict:
 
 
 def rescale_moments(opt: torch.optim.Adam, params: Sequence[torch.Tensor]) -> list[float]:
-    """Match carried Adam moments to this scale's gradients, before the scale's first update; → each run's factor.
+    """Correct carried Adam moments that would throttle this scale's steps, before its first update; → each run's
+    factor.
 
     Per-pixel gradients change with the image size: with the relative losses every term is a mean over positions,
-    so they scale as 1/(H·W) and a √2 scale step halves them. Moments carried unchanged would leave the second
-    moment ~4× too large and Adam's steps ~2× too short for much of the next scale (its β₂ = 0.99 forgets in ~100
-    steps). Other conventions scale differently per term (classic: an unnormalised Gram), so the factor is measured,
-    not assumed: s = rms(g) / rms(v̂), the first moment × s, the second × s², keeping where the carried moments
-    were large and small, and their sign."""
+    so for the same picture they scale as 1/(H·W), and moments carried unchanged leave the second moment too large
+    and Adam's steps too short for much of the next scale (its β₂ = 0.99 forgets in ~100 steps). The factor is
+    measured, not assumed (other conventions scale differently per term): s = rms(g) / rms(v̂); when s < 1 the first
+    moment is × s and the second × s², keeping where the carried moments were large and small, and their sign.
+    When s > 1 — the upsampled image is further from this scale's optimum than the carried moments know, as at the
+    default schedule's first change, where s ≈ 2.9 after 200 steps at 128 px — they are left alone: the larger
+    steps they give then measured better (bench/README.md, "Adam moments at scale changes": rescaling up as well
+    ended 4-5% higher in loss at 256 px), so the correction only ever lifts a throttled step, never shortens one."""
     factors = []
     for group, p in zip(opt.param_groups, params):
         st = opt.state.get(p)
@@ -94,7 +98,7 @@ def rescale_moments(opt: torch.optim.Adam, params: Sequence[torch.Tensor]) -> li
         beta2 = group["betas"][1]
         t = float(st["step"])
         v_hat = st["exp_avg_sq"] / (1 - beta2**t)
-        s2 = (p.grad.float().pow(2).mean() / v_hat.mean().clamp_min(1e-30)).clamp(1e-6, 1e6)
+        s2 = (p.grad.float().pow(2).mean() / v_hat.mean().clamp_min(1e-30)).clamp(1e-6, 1.0)
         st["exp_avg_sq"].mul_(s2)
         st["exp_avg"].mul_(s2.sqrt())
         factors.append(float(s2.sqrt()))
