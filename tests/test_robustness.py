@@ -31,9 +31,9 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
 import impasto.api
-import impasto.preflight
 import impasto.core.optimize
 import impasto.io.fetch
+import impasto.preflight
 from impasto.cli import main
 from impasto.config import FIELD_NAMES, StyleConfig, from_dict
 from impasto.errors import ConfigError, ImageError
