@@ -17,7 +17,7 @@ from impasto.core import tiling
 from impasto.core.losses import GramLoss
 from impasto.core.objective import Objective
 from impasto.core.targets import StyleTargets
-from impasto.core.terms import guided_moments
+from impasto.core.terms import _Gram, guided_moments, support
 from impasto.errors import ConfigError, ImageError
 from impasto.masks import MIN_SHARE, prepare_masks, split_colors
 from impasto.weights import load_vgg
@@ -105,6 +105,22 @@ def test_guided_gram_by_hand():
     ft = (f * hard).reshape(2, -1)
     gram = GramLoss.stats_from_moments(*guided_moments(f, hard))[0]
     torch.testing.assert_close(gram, ft @ ft.T / hard.sum())
+
+
+def test_the_grams_own_backward_and_the_regions_box_change_nothing():
+    g = torch.Generator().manual_seed(5)
+    flat = torch.rand(2, 3, 7, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(_Gram.apply, (flat,))
+    f = torch.rand(2, 4, 6, 9, dtype=torch.float64, generator=g, requires_grad=True)
+    guide = torch.zeros(2, 1, 6, 9, dtype=torch.float64)
+    guide[0, :, 1:4, 2:5], guide[1, :, 2:5, 3:7] = 0.5, 1.0  # per-run guides: the box is their union's
+    box = support(guide)
+    assert box == (1, 5, 2, 7)
+    for a, b in zip(guided_moments(f, guide, box), guided_moments(f, guide)):
+        torch.testing.assert_close(a, b)
+    grads = [torch.autograd.grad(sum(m.sum() for m in guided_moments(f, guide, w)), f)[0] for w in (box, None)]
+    torch.testing.assert_close(*grads)
+    assert support(torch.ones(1, 1, 6, 9)) is None  # a whole-image guide: no box
 
 
 def test_a_regions_gram_ignores_the_rest_of_the_image():
@@ -323,3 +339,22 @@ def test_cli_masks_with_coarse_to_fine_and_colour_preservation(tmp_path, image_f
                  "--mask-colors", files["a"], "--size", "32", "--start-size", "none", "--steps", "1",
                  "-o", str(tmp_path / "colours.png"), "-q"]) == 0
     assert "mask colours: #ffffff → " in capsys.readouterr().err
+
+
+def test_the_readmes_masks_example_runs(tmp_path, monkeypatch, content_img, style_img, style2_img):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"### Masks: a style per region.*?```python\n(.*?)```", text, re.S).group(1)
+    code = code.replace("size=256, steps=30", "size=32, steps=2, start_size=None, progress=False")  # tiny
+    monkeypatch.chdir(tmp_path)
+    for name, im in (("photo.jpg", content_img), ("starry_night.jpg", style_img), ("the_scream.jpg", style2_img)):
+        im.save(name)
+    k = np.zeros((48, 64))
+    k[10:20, 10:20] = 1
+    grey(k).save("face.png")
+    ns: dict = {}
+    exec(compile(code, "README.md", "exec"), ns)
+    assert ns["result"].status == "done" and (tmp_path / "regions.png").exists()
+    assert ns["result"].config.keep_mask == "face.png" and ns["result"].recipe["inputs"]["masks"] == ["<PIL image>"] * 2

@@ -142,9 +142,39 @@ class ContentTerm(Term):
                                 _crop(self.guides[k], k, interior)) for k in self.layers), zero)
 
 
-def guided_moments(feat: torch.Tensor, guide: torch.Tensor | None) -> list[torch.Tensor]:
+class _Gram(torch.autograd.Function):
+    """(B, C, N) → F Fᵀ (B, C, C), with the symmetric product's own backward: (G' + G'ᵀ) F, one matrix product
+    where autograd's generic rule takes two and a sum (the Gram is a fifth of a step's work at bf16 otherwise)."""
+
+    @staticmethod
+    def forward(ctx: Any, flat: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(flat)
+        return flat @ flat.transpose(1, 2)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (flat,) = ctx.saved_tensors
+        return (grad + grad.transpose(1, 2)) @ flat
+
+
+def support(guide: torch.Tensor | None, dense: float = 0.9) -> tiling.Box | None:
+    """The box (y0, y1, x0, x1) outside which every run's guide is 0, when it covers under ``dense`` of the map: a
+    region's moments need only that box, so two regions that split an image cost about one Gram between them."""
+    if guide is None:
+        return None
+    inside = guide.amax(0)[0] > 0  # (h, w)
+    rows, cols = inside.any(1).nonzero(), inside.any(0).nonzero()
+    if not len(rows):
+        return None
+    box = (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
+    return box if (box[1] - box[0]) * (box[3] - box[2]) < dense * inside.numel() else None
+
+
+def guided_moments(feat: torch.Tensor, guide: torch.Tensor | None, where: tiling.Box | None = None
+                   ) -> list[torch.Tensor]:
     """(B, C, h, w) and a guide at the same h, w → [Σ g f fᵀ (B, C, C), Σ g f (B, C), Σ g (B,)], in fp32 at least
-    (half-precision Grams overflow; float64 stays float64, for oracle tests).
+    (half-precision Grams overflow; float64 stays float64, for oracle tests). ``where``: a box outside which the
+    guide is 0 (``support``), to skip those positions.
 
     Departure from Gatys et al. 2017, who take the Gram of F ∘ T, i.e. weigh each position by T²: here a position
     weighs g (features times √g), and the Gram is divided by Σ g, so a region's Gram is the g-weighted mean of
@@ -152,15 +182,17 @@ def guided_moments(feat: torch.Tensor, guide: torch.Tensor | None) -> list[torch
     regions whose guides sum to 1 count every position exactly once between them (with T², a border position shared
     half and half would count 0.25 + 0.25), and the moments stay linear in g, so they add up over tiles."""
     feat = _f32(feat)
+    if where is not None:
+        y0, y1, x0, x1 = where
+        feat, guide = feat[..., y0:y1, x0:x1], guide[..., y0:y1, x0:x1]  # type: ignore[index]
     b, c, h, w = feat.shape
+    flat = feat.reshape(b, c, h * w)
     if guide is None:
-        positions = torch.full((b,), float(h * w), device=feat.device, dtype=feat.dtype)
-    else:
-        guide = guide.to(feat.dtype)
-        feat = feat * guide.sqrt()
-        positions = guide.flatten(1).sum(1).expand(b)
-    flat = feat.reshape(b, c, -1)
-    return [flat @ flat.transpose(1, 2), flat.sum(-1), positions]
+        return [_Gram.apply(flat), flat.sum(-1), torch.full((b,), float(h * w), device=feat.device, dtype=feat.dtype)]
+    g = guide.to(feat.dtype).reshape(guide.shape[0], 1, h * w)
+    rooted = flat * g.sqrt()  # √g f: its Gram is Σ g f fᵀ
+    first = flat @ g.expand(b, 1, -1).transpose(1, 2)  # Σ g f as a matrix-vector product: no (B, C, N) temporary
+    return [_Gram.apply(rooted), first[..., 0], g.sum((1, 2)).expand(b)]
 
 
 class StyleTerm(Term):
@@ -205,6 +237,7 @@ class StyleTerm(Term):
         self.layer_weights = layer_weights
         self.losses = nn.ModuleList(nn.ModuleDict(r) for r in losses)
         self.guides = guides
+        self.supports = [{k: support(g) for k, g in r.items()} for r in guides]  # whole images only (not tiles)
         self.region_weights = region_weights  # per region (n,): its share of the image × its weight; None: 1
 
     def _value(self, moments_of: Callable[[int, str], list[torch.Tensor]],
@@ -220,7 +253,9 @@ class StyleTerm(Term):
         return total
 
     def forward(self, feats: Features, img: torch.Tensor) -> torch.Tensor:
-        return self._value(lambda r, k: guided_moments(feats[k], self.guides[r][k]), lambda k: tuple(feats[k].shape[1:]))
+        f32 = {k: _f32(feats[k]) for k in self.layers}  # once per layer, not once per region
+        return self._value(lambda r, k: guided_moments(f32[k], self.guides[r][k], self.supports[r][k]),
+                           lambda k: tuple(feats[k].shape[1:]))
 
     def tile_moments(self, feats: Features, interior: Box, padded: Box) -> list[torch.Tensor]:
         out = []
