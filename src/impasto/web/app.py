@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..api import resolve_device
-from . import MissingExtra, docs, middleware, routes
+from . import MissingExtra, docs, maskroutes, middleware, routes
 from .budget import DecodeBudget
 from .forms import Limits
 from .jobs import JobQueue
@@ -44,6 +44,7 @@ def create_app(results_dir: str | Path, device: str = "auto", *, limits: Limits 
     app.state.decode_budget = DecodeBudget(limits.decode_budget)  # pixels being decoded at once, all requests
     middleware.install(app, max_upload_bytes=limits.max_upload_bytes, allowed_hosts=allowed_hosts)
     app.include_router(routes.router)
+    app.include_router(maskroutes.router)  # a job's masks
     docs.install(app)
     app.mount("/static", StaticFiles(directory=routes.STATIC), name="static")
     return app

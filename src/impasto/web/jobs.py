@@ -43,6 +43,7 @@ from ..io.images import LoadedImage, load_image
 from ..io.recipe import RECIPE_KEY, save_image
 from . import results
 from .jobfile import read_job_file
+from .maskfiles import load_masks, store_masks
 
 log = logging.getLogger("impasto.web")
 
@@ -179,20 +180,23 @@ class JobQueue:
             self._lock.notify_all()
 
     # -- requests -------------------------------------------------------------------------------------------------
-    def submit(self, content: LoadedImage, styles: list[LoadedImage], config: StyleConfig) -> Job:
-        """Store the (already decoded and checked) inputs under a new id and queue the job."""
+    def submit(self, content: LoadedImage, styles: list[LoadedImage], config: StyleConfig,
+               masks: dict[str, Any] | None = None) -> Job:
+        """Store the (already decoded and checked) inputs under a new id and queue the job. ``masks``:
+        {"masks": [one per style], "keep_mask": ...} as images (maskfiles), stored with the inputs."""
         job_id = new_id()
         folder = self.root / job_id
         try:
             folder.mkdir()
             for i, im in enumerate([content, *styles]):
                 save_image(im.image, folder / f"input-{i}.png")
+            labels = store_masks(folder, masks or {})
         except OSError as e:  # a full disk: nothing half-stored stays, and the client hears why (507)
             shutil.rmtree(folder, ignore_errors=True)
             log.error("cannot store a new job in %s: %s", folder, e)
             reason = e.reason if isinstance(e, WriteError) else os_reason(e)
             raise WriteError(f"the server cannot store the job: {reason}", reason=reason) from None
-        job = Job(job_id, folder, config, {"content": content.name, "styles": [s.name for s in styles]})
+        job = Job(job_id, folder, config, {"content": content.name, "styles": [s.name for s in styles], **labels})
         with self._lock:
             self._jobs[job.id] = job
             self._queue.append(job)
@@ -307,7 +311,8 @@ class JobQueue:
             styles = [LoadedImage(load_image(job.input_path(i + 1)).image, name)
                       for i, name in enumerate(job.inputs["styles"])]
             result = self._run_fn(content, styles, job.config.replace(device=self.device),
-                                  callback=lambda step: self._on_step(job, step), stop=job.stop, progress=False)
+                                  callback=lambda step: self._on_step(job, step), stop=job.stop, progress=False,
+                                  **load_masks(job.folder, job.inputs))
             result.save(job.result_path)
             status = result.status if result.status in FINAL else "failed"  # done, cancelled or diverged
             message = result.message if result.status != "done" else ""

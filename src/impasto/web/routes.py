@@ -27,6 +27,8 @@ from . import MissingExtra
 from .budget import DecodeBudget
 from .forms import SERVER_FIELDS, Limits, decoded, parse_config
 from .jobs import Job, JobQueue
+from .maskfiles import mask_urls
+from .maskroutes import read_masks
 
 try:
     from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
@@ -85,6 +87,7 @@ def urls(job_id: str, n_inputs: int = 0) -> dict[str, Any]:
 def describe(queue: JobQueue, job: Job, history: bool = False) -> dict[str, Any]:
     d = queue.describe(job, history=history)
     d["urls"] = urls(job.id, 1 + len(job.inputs["styles"]))
+    d["urls"].update(mask_urls(job.id, job.inputs))  # the painted regions (masks), if any
     return d
 
 
@@ -122,13 +125,17 @@ async def submit(
     config: Annotated[str, Form(description='Settings as a JSON object with StyleConfig\'s field names, e.g. '
                                             '{"preset": "preview", "size": 256, "style_weight": 30}')] = "{}",
     style_blend: Annotated[str | None, Form(description="Weights of the style images, e.g. 0.3,0.7")] = None,
+    mask: Annotated[list[UploadFile] | None, File(description="Optional: where each style goes, one mask per "
+                                                              "style image in their order (white: that style)")] = None,
+    keep_mask: Annotated[UploadFile | None, File(description="Optional: where to keep the photo (white)")] = None,
 ) -> JSONResponse:
     """Returns the job's id (random, unguessable), its queue position and its URLs (201)."""
     if len(style) > limits.max_styles:
         raise HTTPException(422, f"{len(style)} style images: give at most {limits.max_styles}")
     cfg = parse_config(config, style_blend, len(style), queue.device, limits)
+    masks = await read_masks(mask, keep_mask, len(style), limits)
     try:  # within the decode budget (a share per request, or 503); decoding and PNG encoding off the event loop
-        job = await decoded(budget, content, style, limits, cfg, lambda c, s: queue.submit(c, s, cfg))
+        job = await decoded(budget, content, style, limits, cfg, lambda c, s: queue.submit(c, s, cfg, masks))
     except WriteError as e:  # the server's disk is full: Insufficient Storage, in one line without its paths
         raise HTTPException(507, str(e)) from None
     return JSONResponse(describe(queue, job), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})

@@ -131,6 +131,7 @@ async function reuseSettings(job) {
   const files = await Promise.all(names.map((name, i) => fetchInput(job.id, i, name)));
   files.forEach((file, i) => { if (file) setFile(i ? String(i) : "content", file, { job: job.id, index: i }); });
   if (files.includes(null)) $("#form-error").textContent = "Some of that job's images are gone; choose them again.";
+  else window.impastoMasks?.reuse(job);  // and its painted regions (masks.js)
   saveForm();
 }
 
@@ -148,6 +149,7 @@ async function submit(event) {
     const data = new FormData();
     data.append("content", state.files.content);
     for (const s of styles) data.append("style", state.files[s]);
+    await window.impastoMasks?.append(data, styles);  // painted regions, if any (masks.js)
     if (styles.length > 1 && !("style_blend" in cfg)) {
       const weights = styles.map((s) => Number($(`#blend-${s}`).value));
       const sum = weights.reduce((a, b) => a + b, 0);

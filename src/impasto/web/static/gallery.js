@@ -88,7 +88,8 @@ function cardMeta(j) {
   const when = new Date(j.created * 1000).toLocaleString();
   const inputs = el("div", { class: "inputs" },
     ...j.urls.inputs.map((u, i) => el("img", { src: u, alt: i ? j.inputs.styles[i - 1] : j.inputs.content,
-      title: i ? `style: ${j.inputs.styles[i - 1]}` : `content: ${j.inputs.content}`, loading: "lazy" })));
+      title: i ? `style: ${j.inputs.styles[i - 1]}` : `content: ${j.inputs.content}`, loading: "lazy" })),
+    ...(window.impastoMasks?.thumbs(j) || []));  // its regions (masks.js)
   const actions = el("div", { class: "card-actions" },
     el("button", { type: "button", class: "link", onclick: () => watch(latest(j.id) || j) }, "show"),
     el("button", { type: "button", class: "link", onclick: () => reuseSettings(latest(j.id) || j) }, "reuse settings"));
