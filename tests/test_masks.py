@@ -358,3 +358,32 @@ def test_the_readmes_masks_example_runs(tmp_path, monkeypatch, content_img, styl
     exec(compile(code, "README.md", "exec"), ns)
     assert ns["result"].status == "done" and (tmp_path / "regions.png").exists()
     assert ns["result"].config.keep_mask == "face.png" and ns["result"].recipe["inputs"]["masks"] == ["<PIL image>"] * 2
+
+
+def test_a_sweep_varies_the_masks_in_one_batch(tmp_path, image_files):
+    from impasto.experiments.spec import parse_experiment
+
+    files = _mask_files(tmp_path, 48, 64)
+    exp = parse_experiment({"base": {"size": 32, "start_size": "none", "steps": 1},
+                            "grid": {"masks": [[files["a"], files["b"]], [files["b"], files["a"]], "none"]}})
+    assert [v.config.masks for v in exp.variants] == [(files["a"], files["b"]), (files["b"], files["a"]), None]
+    assert len({batch_key(v.config) for v in exp.variants}) == 1  # one batch through VGG
+    result = impasto.sweep(exp, content=str(image_files["content"]),
+                           styles=[str(image_files["style"]), str(image_files["style2"])],
+                           output=tmp_path / "study", plots=False, progress=False, refresh=None)
+    assert result.status == "done"
+    images = [np.asarray(result[v.name].image).astype(float) for v in exp.variants]
+    assert np.abs(images[0] - images[1]).mean() > 0.1  # the masks changed the pictures (after one step)
+
+
+def test_a_video_keeps_its_masks_on_every_frame(tmp_path, content_img, style_img, style2_img):
+    from impasto.frames import FrameRunner
+
+    files = _mask_files(tmp_path, 48, 64)
+    cfg = StyleConfig(size=64, start_size=None, steps=2, masks=(files["a"], files["b"]), keep_mask=files["keep"])
+    runner = FrameRunner(content_img, [style_img, style2_img], cfg)
+    assert runner.guides is not None and len(runner.guides.regions) == 2 and runner.keep is not None
+    out = np.asarray(runner.run(content_img).picture).astype(float)
+    photo = np.asarray(content_img.resize((64, 48), Image.LANCZOS)).astype(float)
+    kept = np.asarray(Image.open(files["keep"])) > 0
+    assert np.abs(out - photo)[kept].max() <= 1.0

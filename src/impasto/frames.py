@@ -62,7 +62,9 @@ class FrameRunner:
         check_sizes([config], prepared.content, prepared.styles, prepared.names)
         check_memory([config], self.size, self.device, [tuple(s.shape[-2:]) for s in prepared.styles])  # type: ignore[misc]
         self.names, self.notes, self.fingerprint = prepared.names, prepared.notes, prepared.fingerprint
-        self.targets = StyleTargets(prepared.styles, config.style_scale, transform=style_transform(config))
+        self.targets = StyleTargets(prepared.styles, config.style_scale, guides=prepared.style_guides,
+                                    transform=style_transform(config), rule=config.mask_rule)
+        self.guides, self.keep = prepared.guides, (prepared.keeps or [None])[0]  # masks: the same for every frame
         self.model = load_vgg(config.weights, config.pooling, str(self.device))
         self.precision = resolve_precision(config.precision, self.device)
 
@@ -95,7 +97,7 @@ class FrameRunner:
             state = initial_state(content, [cfg], [init])
 
         def render() -> Image.Image:
-            return tensor_to_pil(postprocess(cfg, state.images[0].detach().clone(), rgb))
+            return tensor_to_pil(postprocess(cfg, state.images[0].detach().clone(), rgb, self.keep))
 
         def on_step(step: Step) -> None:
             if callback is not None:
@@ -103,11 +105,11 @@ class FrameRunner:
 
         t0, c0 = time.perf_counter(), time.process_time()
         state = optimize(self.model, content, self.targets, [cfg], state=state, callback=on_step, stop=stop,
-                         precision=self.precision, frame=index,
+                         guides=self.guides, precision=self.precision, frame=index,
                          extra={"temporal": list(temporal)} if temporal else None)
         image = state.images[0].detach()
         if tuple(image.shape[-2:]) != self.size:  # stopped before the last scale: not a finished frame anyway
             image = torch.nn.functional.interpolate(image, size=self.size, mode="bilinear", align_corners=False)
-        picture = tensor_to_pil(postprocess(cfg, image, rgb))
+        picture = tensor_to_pil(postprocess(cfg, image, rgb, self.keep))
         return FrameOutcome(image, picture, state, state.history[0], state.item_status(0), state.item_message(0),
                             time.perf_counter() - t0, time.process_time() - c0)
