@@ -288,7 +288,8 @@ def test_a_stopped_clip_continues_at_the_first_missing_frame(clip_files, tmp_pat
         impasto.stylize_video(clip, style, out, **{**settings, "steps": 4})
 
 
-@pytest.mark.parametrize("case", ["not a video", "one frame", "sizes differ", "no folder", "start past the end"])
+@pytest.mark.parametrize("case", ["not a video", "one frame", "sizes differ", "no folder", "start past the end",
+                                  "masks"])
 def test_bad_input_is_one_line_and_exit_2(case, clip_files, tmp_path, capsys):
     from PIL import Image
 
@@ -311,6 +312,8 @@ def test_bad_input_is_one_line_and_exit_2(case, clip_files, tmp_path, capsys):
         source, needle = str(folder), "different sizes"
     elif case == "no folder":
         out, needle = str(tmp_path / "missing" / "out.mp4"), "does not exist"
+    elif case == "masks":
+        extra, needle = ["--masks", str(style)], "does not take masks"
     else:
         extra, needle = ["--start", "6"], "leaves none"
     assert main(["video", source, str(style), "-o", out, *TINY, *extra]) == 2
@@ -350,3 +353,21 @@ def test_the_readme_video_example_runs(tmp_path, monkeypatch, style_img):
     ns: dict = {}
     exec(compile(code, "README.md", "exec"), ns)
     assert ns["result"].status == "done" and container.probe_video(tmp_path / "clip-starry.mp4")["frames"] == 3
+
+
+def test_a_missing_extra_says_what_to_install(monkeypatch):
+    import importlib
+
+    import impasto.video as video
+
+    real = importlib.import_module
+
+    def fake(name, *args):
+        if name in ("av", "cv2"):
+            raise ImportError(name)
+        return real(name, *args)
+
+    monkeypatch.setattr(video.importlib, "import_module", fake)
+    for module, words in (("av", "PyAV"), ("cv2", "OpenCV")):
+        with pytest.raises(video.MissingVideoExtra, match=f"needs {words}.*pip install 'impasto\\[video\\]'"):
+            video.require(module)
