@@ -288,8 +288,7 @@ def test_a_stopped_clip_continues_at_the_first_missing_frame(clip_files, tmp_pat
         impasto.stylize_video(clip, style, out, **{**settings, "steps": 4})
 
 
-@pytest.mark.parametrize("case", ["not a video", "one frame", "sizes differ", "no folder", "start past the end",
-                                  "masks"])
+@pytest.mark.parametrize("case", ["not a video", "one frame", "sizes differ", "no folder", "start past the end"])
 def test_bad_input_is_one_line_and_exit_2(case, clip_files, tmp_path, capsys):
     from PIL import Image
 
@@ -312,8 +311,6 @@ def test_bad_input_is_one_line_and_exit_2(case, clip_files, tmp_path, capsys):
         source, needle = str(folder), "different sizes"
     elif case == "no folder":
         out, needle = str(tmp_path / "missing" / "out.mp4"), "does not exist"
-    elif case == "masks":
-        extra, needle = ["--masks", str(style)], "does not take masks"
     else:
         extra, needle = ["--start", "6"], "leaves none"
     assert main(["video", source, str(style), "-o", out, *TINY, *extra]) == 2

@@ -26,9 +26,8 @@ from PIL import Image
 from .. import __version__
 from ..api import FrameRunner, Step, StopToken, fit_long_side, resolve_config
 from ..config import StyleConfig
-from ..errors import ConfigError, OutputError
+from ..errors import OutputError
 from ..io.files import atomic_write
-from ..masks import MASK_FIELDS
 from ..progress import mode, open_bar, show
 from .consistency import certainty, closest_first, warp
 from .container import Clip, check_video_output, is_video_output, read_clip, write_video
@@ -188,10 +187,6 @@ def stylize_video(
     """
     style_settings, video_settings = split_settings(settings)
     cfg = resolve_config(config, style_settings)
-    masked = [k for k in MASK_FIELDS if getattr(cfg, k, None) is not None]
-    if masked:  # a mask is drawn for one picture: a clip would need one per frame, carried by the flow
-        raise ConfigError(f"{masked[0]}: impasto video does not take masks (yet); stylize the clip without them",
-                          key=masked[0])
     vs = (video or VideoSettings()).replace(**video_settings) if video_settings else (video or VideoSettings())
     out = Path(output)
     as_video = is_video_output(out)
