@@ -17,7 +17,7 @@ from impasto.core import tiling
 from impasto.core.losses import GramLoss
 from impasto.core.objective import Objective
 from impasto.core.targets import StyleTargets
-from impasto.core.terms import _Gram, guided_moments, support
+from impasto.core.terms import _gram, guided_moments, support
 from impasto.errors import ConfigError, ImageError
 from impasto.masks import MIN_SHARE, prepare_masks, split_colors
 from impasto.weights import load_vgg
@@ -110,7 +110,7 @@ def test_guided_gram_by_hand():
 def test_the_grams_own_backward_and_the_regions_box_change_nothing():
     g = torch.Generator().manual_seed(5)
     flat = torch.rand(2, 3, 7, dtype=torch.float64, generator=g, requires_grad=True)
-    assert torch.autograd.gradcheck(_Gram.apply, (flat,))
+    assert torch.autograd.gradcheck(_gram, (flat,))
     f = torch.rand(2, 4, 6, 9, dtype=torch.float64, generator=g, requires_grad=True)
     guide = torch.zeros(2, 1, 6, 9, dtype=torch.float64)
     guide[0, :, 1:4, 2:5], guide[1, :, 2:5, 3:7] = 0.5, 1.0  # per-run guides: the box is their union's
@@ -190,8 +190,10 @@ def test_masks_with_tiles_give_the_whole_image_gradient(vgg, tmp_path):
     styles = [torch.rand(1, 3, 48, 48, generator=g), torch.rand(1, 3, 40, 56, generator=g)]
     files = _mask_files(tmp_path, 64, 400)
     cfg = StyleConfig(size=400, start_size=None, steps=2, precision="fp32")
-    cfgs = [cfg.replace(masks=(files["a"], files["b"]), keep_mask=files["keep"]), cfg]
+    cfgs = [cfg.replace(masks=(files["a"], files["b"]), keep_mask=files["keep"], mask_rule="inside"),
+            cfg.replace(mask_rule="inside")]
     guides = prepare_masks(cfgs, (64, 400), ["s1", "s2"], [(48, 48), (40, 56)], CPU).guides
+    assert guides is not None and guides.rule == "inside"
     assert guides is not None and guides.regions[0].guide.shape == (2, 1, 64, 400)
     x0 = (content + 0.05 * torch.randn(content.shape, generator=g)).clamp(0, 1)
 

@@ -142,19 +142,10 @@ class ContentTerm(Term):
                                 _crop(self.guides[k], k, interior)) for k in self.layers), zero)
 
 
-class _Gram(torch.autograd.Function):
-    """(B, C, N) → F Fᵀ (B, C, C), with the symmetric product's own backward: (G' + G'ᵀ) F, one matrix product
-    where autograd's generic rule takes two and a sum (the Gram is a fifth of a step's work at bf16 otherwise)."""
-
-    @staticmethod
-    def forward(ctx: Any, flat: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(flat)
-        return flat @ flat.transpose(1, 2)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        (flat,) = ctx.saved_tensors
-        return (grad + grad.transpose(1, 2)) @ flat
+def _gram(flat: torch.Tensor) -> torch.Tensor:
+    """(B, C, N) → F Fᵀ (B, C, C). A custom autograd Function with the symmetric backward (G' + G'ᵀ)F as one product
+    was tried for speed and broke the batch-equals-one-by-one oracle (tests/test_engine.py): plain autograd here."""
+    return flat @ flat.transpose(1, 2)
 
 
 def support(guide: torch.Tensor | None, dense: float = 0.9) -> tiling.Box | None:
@@ -188,11 +179,11 @@ def guided_moments(feat: torch.Tensor, guide: torch.Tensor | None, where: tiling
     b, c, h, w = feat.shape
     flat = feat.reshape(b, c, h * w)
     if guide is None:
-        return [_Gram.apply(flat), flat.sum(-1), torch.full((b,), float(h * w), device=feat.device, dtype=feat.dtype)]
+        return [_gram(flat), flat.sum(-1), torch.full((b,), float(h * w), device=feat.device, dtype=feat.dtype)]
     g = guide.to(feat.dtype).reshape(guide.shape[0], 1, h * w)
     rooted = flat * g.sqrt()  # √g f: its Gram is Σ g f fᵀ
     first = flat @ g.expand(b, 1, -1).transpose(1, 2)  # Σ g f as a matrix-vector product: no (B, C, N) temporary
-    return [_Gram.apply(rooted), first[..., 0], g.sum((1, 2)).expand(b)]
+    return [_gram(rooted), first[..., 0], g.sum((1, 2)).expand(b)]
 
 
 class StyleTerm(Term):
