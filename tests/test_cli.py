@@ -218,7 +218,7 @@ def test_config_flags_round_trip_every_field():
         style_blend=(0.3, 0.7), style_scale=0.5, init="noise", seed=7, device="cpu", weights="torchvision",
         pooling="avg", loss_norm="classic", style_loss="gram", param="normalized", ema=0.99, tol=1e-3,
         preserve_color="luminance", tile_size=64, precision="fp32", checkpoint=True, save_every=3, max_pixels=1000,
-        masks=("sky.png", "bridge.png"), keep_mask="face.png", style_masks=("none", "part.png"), mask_rule="simple",
+        masks=("sky.png", "bridge.png"), keep_mask="face.png", style_masks=("none", "part.png"), mask_rule="inside",
         mask_feather=0.02)
     words = config_flags(cfg.to_dict())
     # mask_colors is the other way to give masks: it cannot be set with them

@@ -107,8 +107,8 @@ class StyleConfig:
     """Where to keep the photo (white: keep, grey: partly), with a feathered seam."""
     style_masks: tuple[ImagePath, ...] | None = None
     """One mask per style image, over it (none: all of it): take each style from part of its painting."""
-    mask_rule: MaskRule = "inside"
-    """How masks reach each style layer: ``inside`` (receptive fields inside the region) or ``simple``."""
+    mask_rule: MaskRule = "simple"
+    """How masks reach each style layer: ``simple`` (painted up to borders) or ``inside`` (no style crosses one)."""
     mask_feather: float = 0.01
     """Soft mask edges: a blur of this fraction of the result's long side; 0: as given."""
     tile_size: int = 0
