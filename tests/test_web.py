@@ -125,7 +125,10 @@ def test_a_job_runs_end_to_end_with_live_events_and_a_recipe(tmp_path, pngs):
         names = [n for n, _ in events]
         assert names[0] == "state" and names[-1] == "end", names
         progress = [d for n, d in events if n == "progress"]
-        assert [p["step"] for p in progress] == [1, 2, 3]
+        steps = [p["step"] for p in progress]
+        # Every step from the one the stream joined at (the "state" event carries where it stood), in order, to the
+        # end; on a loaded machine the first step can finish before the stream subscribes.
+        assert steps and steps == list(range(steps[0], 4)) and steps[0] <= 2, steps
         assert all(p["total_steps"] == 3 and p["total"] > 0 and {"content", "style"} <= p.keys() for p in progress)
         previews = [d for n, d in events if n == "preview"]
         assert previews and previews[0]["url"].startswith(f"/api/jobs/{job['id']}/image")
