@@ -304,4 +304,3 @@ class _Run:
 
     def close(self) -> None:
         self.bars.close()
-
