@@ -1,84 +1,56 @@
-"""The quality meter: how close an image is to the style (Gram statistics) and to the content (relu4_2), measured
-the same way for every tool and every setting, whatever made the image.
+"""The quality meter, from the command line: how close each image is to the style and to the content.
 
-    style distance   = mean over relu1_1…relu5_1 of ‖G(out) − G(style)‖_F / ‖G(style)‖_F,  G = F Fᵀ / (H·W)
-    content distance = ‖F(out) − F(content)‖_F / ‖F(content)‖_F  at relu4_2
+The meter itself is the library's (``impasto.api.Meter``, src/impasto/meter.py, where the measures are defined):
 
-All three images go through the same path first: 8-bit RGB (what a saved picture is), resized with PIL's bicubic
-filter so the long side is ``EVAL_SIZE`` (the output to the content's exact evaluation shape; the style keeps its own
-aspect ratio), then the bundled VGG19 (original Caffe weights, caffe preprocessing, max pooling). Grams in float64.
+    style    = mean over relu1_1…relu5_1 of ‖G(out) − G(style)‖_F / ‖G(style)‖_F,  G = F Fᵀ / (H·W)   (the old one)
+    style14  = the same over relu1_1…relu4_1 (no relu5_1: no reward for copying object parts of the painting)
+    content  = ‖F(out) − F(content)‖_F / ‖F(content)‖_F  at relu4_2
+    colour   = sliced Wasserstein distance in CIELAB between the image's pixels and the style's, in ΔE units
 
-    python bench/quality.py OUT.png [...] --content CONTENT.jpg --style STYLE.jpg
+All images are 8-bit RGB resized (PIL bicubic) to a long side of ``EVAL_SIZE``, then the bundled VGG19; Grams in
+float64. Several styles blend their Grams (``--blend 0.5 0.5``, as the report did).
+
+    python bench/quality.py OUT.png [...] --content CONTENT.jpg --style STYLE.jpg [STYLE2.jpg --blend 0.5 0.5]
+
+The other benchmarks import ``Meter`` from here: ``Meter(content, style)(image)`` is a dict with every measure and
+each style layer's distance.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image
+from impasto.api import Meter as _Meter
+from impasto.meter import (  # the helpers other benchmarks use, under their old names
+    CONTENT_LAYER,
+    EVAL_SIZE,
+    STYLE_LAYERS,
+    ImageLike,
+    to_pil,
+)
+from impasto.meter import fit as _fit
+from impasto.meter import gram as _gram
+from impasto.meter import resize as _resize
+from impasto.meter import to_tensor as _tensor
 
-from impasto.weights import load_vgg
-
-EVAL_SIZE = 400
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-CONTENT_LAYER = "relu4_2"
-ImageLike = str | Path | Image.Image | torch.Tensor
-
-
-def to_pil(img: ImageLike) -> Image.Image:
-    """Path, PIL image or tensor ((3, H, W) or (1, 3, H, W), RGB in [0, 1]) → 8-bit RGB PIL image."""
-    if isinstance(img, (str, Path)):
-        with Image.open(img) as im:
-            return im.convert("RGB")
-    if isinstance(img, Image.Image):
-        return img.convert("RGB")
-    t = img.detach().float().cpu()
-    t = t[0] if t.dim() == 4 else t
-    arr = (t.clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
-    return Image.fromarray(arr, "RGB")
+__all__ = ["CONTENT_LAYER", "EVAL_SIZE", "STYLE_LAYERS", "ImageLike", "Meter", "_fit", "_gram", "_resize", "_tensor",
+           "distances", "reaches", "to_pil"]
+MEASURES = ("style", "style14", "content", "colour")
 
 
-def _tensor(im: Image.Image) -> torch.Tensor:  # → (1, 3, H, W) in [0, 1]
-    return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0)
+class Meter(_Meter):
+    """Targets computed once for a (content, style or styles) pair; ``meter(image)`` → a dict of the distances."""
 
+    def __init__(self, content: ImageLike, style: ImageLike | Sequence[ImageLike], size: int = EVAL_SIZE,
+                 blend: Sequence[float] | None = None) -> None:
+        super().__init__(content, style, size=size)
+        self.blend = blend
 
-def _fit(h: int, w: int, long_side: int) -> tuple[int, int]:
-    s = long_side / max(h, w)
-    return max(1, round(h * s)), max(1, round(w * s))
-
-
-def _resize(im: Image.Image, hw: tuple[int, int]) -> Image.Image:
-    return im if (im.height, im.width) == hw else im.resize((hw[1], hw[0]), Image.Resampling.BICUBIC)
-
-
-def _gram(feat: torch.Tensor) -> torch.Tensor:  # (1, C, H, W) → (C, C), normalised by positions
-    f = feat[0].double().flatten(1)
-    return f @ f.T / f.shape[1]
-
-
-class Meter:
-    """Targets computed once for a (content, style) pair; ``meter(image)`` → the distances."""
-
-    def __init__(self, content: ImageLike, style: ImageLike, size: int = EVAL_SIZE) -> None:
-        self.model = load_vgg("bundled")
-        c, s = to_pil(content), to_pil(style)
-        self.shape = _fit(c.height, c.width, size)
-        with torch.no_grad():
-            self.content = self.model(_tensor(_resize(c, self.shape)), [CONTENT_LAYER])[CONTENT_LAYER].double()
-            feats = self.model(_tensor(_resize(s, _fit(s.height, s.width, size))), STYLE_LAYERS)
-            self.grams = {k: _gram(feats[k]) for k in STYLE_LAYERS}
-
-    def __call__(self, image: ImageLike) -> dict[str, float]:
-        x = _tensor(_resize(to_pil(image), self.shape))
-        with torch.no_grad(), torch.autocast("cpu", enabled=False):  # fp32 even inside a caller's autocast
-            feats = self.model(x, (*STYLE_LAYERS, CONTENT_LAYER))
-        per_layer = {k: float((_gram(feats[k]) - g).norm() / g.norm()) for k, g in self.grams.items()}
-        content = float((feats[CONTENT_LAYER].double() - self.content).norm() / self.content.norm())
-        return {"style": sum(per_layer.values()) / len(per_layer), "content": content, **per_layer}
+    def __call__(self, image: ImageLike, blend: Sequence[float] | None = None) -> dict[str, float]:  # type: ignore[override]
+        return self.measure(image, blend if blend is not None else self.blend).as_dict()
 
 
 def distances(image: ImageLike, content: ImageLike, style: ImageLike, size: int = EVAL_SIZE) -> dict[str, float]:
@@ -87,7 +59,7 @@ def distances(image: ImageLike, content: ImageLike, style: ImageLike, size: int 
 
 
 def reaches(d: dict[str, float], target: dict[str, float]) -> bool:
-    """Whether an image is at least as good as ``target`` on both distances."""
+    """Whether an image is at least as good as ``target`` on both of the old distances (style, content)."""
     return d["style"] <= target["style"] and d["content"] <= target["content"]
 
 
@@ -95,17 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("images", nargs="+", type=Path, help="images to measure")
     p.add_argument("--content", type=Path, required=True)
-    p.add_argument("--style", type=Path, required=True)
+    p.add_argument("--style", type=Path, nargs="+", required=True, help="one style image, or several to blend")
+    p.add_argument("--blend", type=float, nargs="+", help="a weight per style image (default: equal)")
     p.add_argument("--size", type=int, default=EVAL_SIZE)
     a = p.parse_args(argv)
-    meter = Meter(a.content, a.style, a.size)
-    print(f"{'image':40s} {'style':>7s} {'content':>7s}  " + " ".join(f"{k:>7s}" for k in STYLE_LAYERS))
+    meter = Meter(a.content, a.style, a.size, a.blend)
+    print(f"{'image':40s} " + " ".join(f"{k:>7s}" for k in MEASURES) + "  "
+          + " ".join(f"{k:>7s}" for k in STYLE_LAYERS))
     for path in a.images:
         d = meter(path)
-        print(
-            f"{str(path)[-40:]:40s} {d['style']:7.4f} {d['content']:7.4f}  "
-            + " ".join(f"{d[k]:7.4f}" for k in STYLE_LAYERS)
-        )
+        print(f"{str(path)[-40:]:40s} " + " ".join(f"{d[k]:7.4f}" for k in MEASURES) + "  "
+              + " ".join(f"{d[k]:7.4f}" for k in STYLE_LAYERS))
     return 0
 
 

@@ -18,6 +18,7 @@ _EXPORTS = {
     "PRESETS": "config", "StyleConfig": "config", "preset": "config",
     "Cancelled": "errors", "ConfigError": "errors", "DivergedError": "errors", "ImageError": "errors",
     "ImpastoError": "errors", "OutputError": "errors", "ResourceError": "errors", "WeightsError": "errors",
+    "Distances": "meter", "Meter": "meter", "measure": "meter",
     "SweepResult": "experiments", "batch": "experiments", "sweep": "experiments",
     "stylize_video": "video",
 }
@@ -25,9 +26,11 @@ _EXPORTS = {
 __all__ = [
     "Cancelled",
     "ConfigError",
+    "Distances",
     "DivergedError",
     "ImageError",
     "ImpastoError",
+    "Meter",
     "OutputError",
     "PRESETS",
     "ResourceError",
@@ -39,6 +42,7 @@ __all__ = [
     "WeightsError",
     "__version__",
     "batch",
+    "measure",
     "preset",
     "stylize",
     "stylize_batch",
@@ -60,6 +64,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
         WeightsError,
     )
     from .experiments import SweepResult, batch, sweep
+    from .meter import Distances, Meter, measure
     from .video import stylize_video
 
 

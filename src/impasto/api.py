@@ -35,6 +35,7 @@ from .io.files import check_not_input, check_output
 from .io.images import LoadedImage, tensor_to_pil
 from .io.recipe import save_image
 from .masks import MASK_FIELDS, split_overrides
+from .meter import Distances, Meter, measure
 from .preflight import check_memory, check_sizes
 from .progress import RunProgress
 from .result import (
@@ -52,8 +53,9 @@ from .weights import load_vgg
 
 __all__ = [
     "BATCH_SHARED", "FINAL", "HISTORY_COLUMNS", "FrameOutcome", "FrameRunner", "LAYER_NAMES", "LOSS_CONVENTIONS", "LOSS_DESCRIPTIONS", "STATUSES", "TERMS", "ImageLike",
-    "LoadedImage", "Prepared", "Result", "RunState", "Status", "Step", "StopToken", "batch_key", "check_memory",
-    "fingerprint", "fit_long_side", "layer_shapes", "resolve_config", "resolve_device", "resolve_precision",
+    "Distances", "LoadedImage", "Meter", "Prepared", "Result", "RunState", "Status", "Step", "StopToken", "batch_key",
+    "check_memory", "fingerprint", "fit_long_side", "layer_shapes", "measure", "resolve_config", "resolve_device",
+    "resolve_precision",
     "resume_state", "run_states", "save_run_checkpoint", "schedule", "stylize", "stylize_batch", "total_steps",
     "write_history",
 ]
