@@ -21,6 +21,7 @@ from ..api import TERMS as TERM_NAMES
 from ..config import FIELD_NAMES
 from ..errors import ConfigError
 from ..io.files import atomic_write, path_problem, printable
+from . import findings
 from .plots import NO_MATPLOTLIB, TERMS, have_matplotlib, plot_terms, render_plot
 from .results import SweepResult, VariantResult, read_status
 from .sheet import render_sheet, state_text
@@ -133,6 +134,7 @@ def manifest(result: SweepResult) -> dict[str, Any]:
             "final_losses": v.losses, "image": f"runs/{v.slug}.png" if v.path else None,
             "history": f"runs/{v.slug}.losses.csv" if v.path else None,
         } for v in result.variants],
+        **({"findings": found} if (found := findings.manifest(result)) is not None else {}),
     }
 
 
@@ -194,7 +196,7 @@ def markdown(result: SweepResult, terms: list[str], missing: str = "") -> str:
     if notes:
         out += ["", "What each variant tests:", ""]
         out += [f"- **{v.name}**: {v.note}" for v in notes]
-    out += ["", "## Contact sheet", "", "![contact sheet](sheet.png)", ""]
+    out += ["", *findings.markdown(result), "## Contact sheet", "", "![contact sheet](sheet.png)", ""]
     if terms:
         out += ["## Loss curves", ""]
         out += [f"![{TERMS[t]}](plots/loss-{t}.png)" for t in terms]
@@ -266,6 +268,7 @@ def page(result: SweepResult, sheet_png: bytes, svgs: dict[str, bytes], missing:
         out.append("</tr>")
     out.append("</tbody></table></div>")
     out.append("<ul class=muted>" + "".join(f"<li>{esc(n)}</li>" for n in _notes(result)) + "</ul>")
+    out += findings.page(result)
     out += ["<h2>Contact sheet</h2>",
             f'<figure><img alt="contact sheet" src="{_data_uri(sheet_png, "image/png")}"></figure>']
     if svgs:

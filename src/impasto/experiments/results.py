@@ -102,6 +102,8 @@ class SweepResult:
     status: Status = "running"  # then done | cancelled | failed: see ``sweep_status``
     elapsed: float = 0.0
     files: dict[str, Path] = field(default_factory=dict)
+    # What the report keeps between redraws (findings.py: the meter and each picture's measures), by key.
+    cache: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __getitem__(self, name: str) -> VariantResult:
         for v in self.variants:

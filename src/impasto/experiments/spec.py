@@ -17,6 +17,9 @@ style_weight = 5e6
 
 [grid]                  # axes: their cartesian product runs (on top of each variant, when there are both)
 lr = [0.001, 0.003]
+
+[findings]              # optional: the findings table (claims.py: a baseline, thresholds, the variants' claims)
+baseline = "strong"
 ```
 
 With variants and a grid, every variant runs at every grid point (``strong[lr=0.001]``, ...). With neither, the
@@ -25,6 +28,7 @@ base runs alone. Every error names the file, the line, the key and what is allow
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
@@ -37,10 +41,11 @@ from typing import Any, NamedTuple
 from ..coercion import shown
 from ..config import FIELD_NAMES, StyleConfig, from_dict, key_line, load_toml, suggest
 from ..errors import ConfigError
+from .claims import CLAIM_KEYS, FindingsSpec, parse_findings
 
-TABLES = ("experiment", "base", "variant", "grid")
+TABLES = ("experiment", "base", "variant", "grid", "findings")
 EXPERIMENT_KEYS = ("title", "description", "content", "styles")
-VARIANT_META = ("name", "note")
+VARIANT_META = ("name", "note", *CLAIM_KEYS)
 MAX_VARIANTS = 1000  # a sweep's variants, counted before any is built; load_experiment(max_variants=) raises it
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_][A-Za-z0-9_. -]*?)\s*\]\]?\s*(?:#.*)?$")
 _SLUG_BAD = re.compile(r"[^A-Za-z0-9._,=+\[\]-]+")
@@ -55,6 +60,8 @@ class Variant:
     config: StyleConfig
     note: str = ""
     line: int | None = None  # where it is defined in the file (for messages)
+    origin: str = ""  # the [[variant]] it comes from ("" for the base alone)
+    point: str = ""  # its grid point, "lr=0.001,seed=0" ("" without a grid)
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,7 @@ class Experiment:
     styles: tuple[str, ...] = ()
     path: Path | None = None
     text: str = field(default="", repr=False)
+    findings: FindingsSpec | None = None  # [findings]: the baseline, thresholds and claims (claims.py)
 
     def with_overrides(self, **changes: Any) -> Experiment:
         """The same experiment with some keys set on base and on every variant (the CLI's ``--size``, ``--steps``)."""
@@ -79,10 +87,8 @@ class Experiment:
         if unknown:
             raise ConfigError(f"unknown setting {unknown[0]!r}{suggest(unknown[0], FIELD_NAMES)}", key=unknown[0])
         base = self.base.replace(**changes)
-        variants = tuple(Variant(v.name, v.overrides, v.config.replace(**changes), v.note, v.line)
-                         for v in self.variants)
-        return Experiment(self.name, base, variants, self.title, self.description, self.content, self.styles,
-                          self.path, self.text)
+        variants = tuple(dataclasses.replace(v, config=v.config.replace(**changes)) for v in self.variants)
+        return dataclasses.replace(self, base=base, variants=variants)
 
     def __getitem__(self, name: str) -> Variant:
         for v in self.variants:
@@ -127,6 +133,7 @@ def parse_experiment(data: Mapping[str, Any], *, text: str = "", path: Path | No
         name=path.stem if path is not None else "sweep", base=base, variants=variants,
         title=str(meta.get("title", "")), description=str(meta.get("description", "")),
         content=content, styles=styles, path=path, text=text,
+        findings=parse_findings(data, [(v.name, v.index) for v in named], where),
     )
 
 
@@ -204,10 +211,10 @@ def _check_tables(data: Mapping[str, Any], where: _Locator) -> None:
             continue
         if isinstance(value, Mapping):
             raise where.error(None, table, f"unknown table [{table}]{suggest(table, TABLES)}; an experiment has "
-                              "[experiment], [base], [[variant]] and [grid]")
+                              "[experiment], [base], [[variant]], [grid] and [findings]")
         hint = "[base]" if table in FIELD_NAMES else "[experiment]" if table in EXPERIMENT_KEYS else "a table"
         raise where.error(None, table, f"{table} is outside any table; put it under {hint} (an experiment has "
-                          "[experiment], [base], [[variant]] and [grid])")
+                          "[experiment], [base], [[variant]], [grid] and [findings])")
 
 
 def _inputs(meta: Mapping[str, Any], folder: Path, where: _Locator) -> tuple[str | None, tuple[str, ...]]:
@@ -280,7 +287,7 @@ def _expand(named: list[_Named], axes: list[tuple[str, list[Any]]], base_values:
             full = v.name if not label else (f"{v.name}[{label}]" if named else label)
             what = f"variant {full!r}" if named or label else "[base]"
             cfg = _build(base_values, changes, loc, where, what)
-            variants.append(Variant(full, changes, cfg, v.note, v.line))
+            variants.append(Variant(full, changes, cfg, v.note, v.line, v.name if named else "", label))
     slugs: dict[str, str] = {}
     for v in variants:
         s = slug(v.name)
