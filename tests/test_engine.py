@@ -263,16 +263,76 @@ def test_bf16_autocast_keeps_losses_in_fp32_and_close(vgg, tensors):
     assert (a.images[0] - b.images[0]).abs().mean() < 0.02
 
 
-def test_classic_convention_rescales_caffe_activations(vgg, tensors):
-    from impasto.core.objective import CAFFE_TO_TORCHVISION, activation_scale
+def _rescaled(vgg, factors: list[float], preprocess: str | None = None):
+    """A copy of ``vgg`` whose i-th convolution is multiplied by factors[i] (its bias by the product so far): ReLU and
+    max pooling being positively homogeneous, every layer's activations come out times the product of the factors up
+    to it, a different scale per layer, as two trainings of one architecture may differ."""
+    import copy
 
-    assert activation_scale("relative", "caffe") == 1.0
-    assert activation_scale("classic", "caffe") == CAFFE_TO_TORCHVISION
-    assert activation_scale("jcjohnson", "torchvision") == 1 / CAFFE_TO_TORCHVISION
+    from impasto.core.preprocess import make_preprocess
+
+    out = copy.deepcopy(vgg)
+    if preprocess is not None:
+        out.preprocess = make_preprocess(preprocess)
+    convs = [m for m in out.features if isinstance(m, torch.nn.Conv2d)]
+    total = 1.0
+    for conv, k in zip(convs, factors):
+        total *= k
+        conv.weight.mul_(k)
+        conv.bias.mul_(total)
+    return out
+
+
+def test_classic_convention_is_calibrated_per_layer_on_caffe_weights(vgg, tensors):
+    """The invariance the calibration promises: scaling each layer of the (Caffe-preprocessed) network by its own
+    factor does not change what the calibrated classic loss optimises. With torchvision preprocessing the classic
+    formula is the report's, raw: the same rescaling changes its pixels (so this test can tell the two apart)."""
     content, style, _ = tensors
-    obj = Objective(vgg, content, [style], [impasto.preset("gatys-adam", size=48, precision="fp32")])
-    torch.testing.assert_close(obj.run(content, ["relu1_1"])["relu1_1"],
-                               vgg(content, ["relu1_1"])["relu1_1"] * CAFFE_TO_TORCHVISION)
+    gen = torch.Generator().manual_seed(5)
+    factors = (0.3 + 3 * torch.rand(16, generator=gen)).tolist()
+    cfg = impasto.preset("gatys-adam", size=48, steps=12, precision="fp32")
+    a = optimize(vgg, content, [style], [cfg]).images[0]
+    b = optimize(_rescaled(vgg, factors), content, [style], [cfg]).images[0]
+    assert (a - content).abs().mean() > 1e-3  # it moved
+    torch.testing.assert_close(a, b, atol=2e-5, rtol=0)
+    tv = _rescaled(vgg, [1.0] * 16, "torchvision")
+    c = optimize(tv, content, [style], [cfg]).images[0]
+    d = optimize(_rescaled(vgg, factors, "torchvision"), content, [style], [cfg]).images[0]
+    assert (c - d).abs().max() > 1e-2
+
+
+def test_classic_convention_stays_the_reports_formula_with_torchvision_weights(vgg, tensors):
+    """torchvision preprocessing: content = mean((F − P)²), style = Σ_l w_l·mean((G − A)²)/(C·H·W), G = F Fᵀ
+    unnormalised, total = α·content + β·style, as the report's loop computed them. Caffe preprocessing: the
+    calibrated terms (each layer over its own target's scale, Grams over positions, summed with the same weights, β times
+    CLASSIC_CALIBRATION)."""
+    from impasto.core.objective import CLASSIC_CALIBRATION
+
+    content, style, _ = tensors
+    img = (content + 0.1 * torch.randn_like(content)).clamp(0, 1)
+    cfg = impasto.preset("gatys-adam", size=48, precision="fp32")
+    layers = dict(cfg.style_layers)
+    for net, raw in ((_rescaled(vgg, [1.0] * 16, "torchvision"), True), (vgg, False)):
+        got = Objective(net, content, [style], [cfg])(img)
+        f = net(img, [*layers, "relu4_2"])
+        p, s = net(content, ["relu4_2"]), net(style, list(layers))
+
+        def gram(x):  # unnormalised (classic); over positions (the relative formula, sizes may differ)
+            flat = x[0].flatten(1)
+            return flat @ flat.T / (1 if raw else flat.shape[1])
+
+        if raw:
+            want_c = ((f["relu4_2"] - p["relu4_2"]) ** 2).mean()
+            want_s = sum(w * ((gram(f[k]) - gram(s[k])) ** 2).mean() / f[k][0].numel() for k, w in layers.items())
+            weight_s = cfg.style_weight
+        else:
+            want_c = ((f["relu4_2"] - p["relu4_2"]) ** 2).sum() / (p["relu4_2"] ** 2).sum()
+            want_s = sum(w * ((gram(f[k]) - gram(s[k])) ** 2).sum() / (gram(s[k]) ** 2).sum()
+                         for k, w in layers.items())
+            weight_s = cfg.style_weight * CLASSIC_CALIBRATION
+        torch.testing.assert_close(got["content"][0], want_c, rtol=1e-4, atol=0)
+        torch.testing.assert_close(got["style"][0], want_s, rtol=1e-4, atol=0)
+        torch.testing.assert_close(got["total"][0], cfg.content_weight * want_c + weight_s * want_s, rtol=1e-4, atol=0)
 
 
 def test_auto_precision_resolves_per_device(monkeypatch):

@@ -77,21 +77,47 @@ def _blend(cfgs: Sequence[RunSettings], n_styles: int, fixed: Blend | list[Blend
     return torch.tensor(rows, device=device)
 
 
-# The classic and jcjohnson conventions' weights were tuned on one network's activation scale (torchvision's and
-# Caffe's). With the other network, activations are rescaled to that scale so the weights keep their balance.
-# Caffe's network sees 0-255 pixels, torchvision's sees pixels divided by ~0.226·255: its activations are about
-# this much larger (exactly so for the first convolution; deeper layers are near enough, ReLU and max pooling
-# being positively homogeneous). ``relative`` is scale-free.
+# How a loss convention meets a network (``convention``). The classic and jcjohnson conventions' weights were tuned
+# on one network each (classic: torchvision's VGG19, the PyTorch exercise; jcjohnson: the original Caffe VGG19).
+#
+# jcjohnson on torchvision's network: activations are rescaled by one factor, Caffe's 0-255 pixels against
+# torchvision's pixels divided by ~0.226·255 (exact for the first convolution; deeper layers near enough).
+#
+# classic on the Caffe network (bundled, or a Caffe-layout file): one factor is not enough. The two networks are
+# different trainings of VGG19 and their activation scales differ per layer (after one rescale, relu1_1's RMS on
+# photos is ~0.9 and relu4_1's ~23), and scale enters the classic style term to the 4th power and the content term
+# to the 2nd: relu4_1 alone made 88% of the style term and style outweighed content by 1e7, so Adam painted trains
+# 1, 3 and 5 of the report's study alike. torchvision's statistics cannot be measured offline, so instead the classic
+# terms are *calibrated* per layer: each layer's term is divided by its own target's scale (the relative formula,
+# ‖G − Ĝ‖²/‖Ĝ‖² and ‖F − F̂‖²/‖F̂‖², which no per-layer rescaling of the network changes), the layers keep the
+# classic conventions' weights *summed* (style_layers' values mean each layer's share, as the report intended), and
+# style_weight is re-expressed in these units by one documented constant: β·CLASSIC_CALIBRATION, so the report's
+# β = 1e6 against α = 1 becomes 10 : 1, impasto's own default balance on the same relative terms. With
+# torchvision-preprocessed weights the classic formula stays exactly the report's.
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_TO_TORCHVISION = 1.0 / (255.0 * sum(IMAGENET_STD) / 3)
+CLASSIC_CALIBRATION = 1e-5
 
 
-def activation_scale(norm: str, preprocess: str) -> float:
+@dataclass(frozen=True)
+class Convention:
+    """What a ``loss_norm`` means on a network: the per-layer formula the terms use, a factor on every activation,
+    whether several layers are averaged (relative) or summed (the classic tools), and factors on terms' weights."""
+
+    formula: str
+    feature_scale: float = 1.0
+    average_layers: bool = False
+    term_factors: tuple[tuple[str, float], ...] = ()
+
+
+def convention(norm: str, preprocess: str) -> Convention:
+    if norm == "relative":
+        return Convention("relative", average_layers=True)
     if norm == "classic" and preprocess == "caffe":
-        return CAFFE_TO_TORCHVISION
+        return Convention("relative", term_factors=(("style", CLASSIC_CALIBRATION),))
     if norm == "jcjohnson" and preprocess == "torchvision":
-        return 1.0 / CAFFE_TO_TORCHVISION
-    return 1.0
+        return Convention(norm, feature_scale=1.0 / CAFFE_TO_TORCHVISION)
+    return Convention(norm)
 
 
 class Objective:
@@ -103,7 +129,8 @@ class Objective:
         c0, dev = cfgs[0], content.device
         self.model, self.n = model, len(cfgs)
         self.amp = autocast_dtype(precision or c0.precision, dev)
-        self.feature_scale = activation_scale(c0.loss_norm, getattr(model.preprocess, "name", ""))
+        self.convention = convention(c0.loss_norm, getattr(model.preprocess, "name", ""))
+        self.feature_scale = self.convention.feature_scale
         self.tile = c0.tile_size if c0.tile_size and max(content.shape[-2:]) > c0.tile_size else 0
         targets = styles if isinstance(styles, StyleTargets) else StyleTargets(styles, c0.style_scale)
         size: tuple[int, int] = tuple(content.shape[-2:])  # type: ignore[assignment]
@@ -113,7 +140,7 @@ class Objective:
         key = (id(self.model), self.amp, self.feature_scale, model.pooling)
 
         def stats(layers: Sequence[str]) -> list[list[dict[str, torch.Tensor]]]:
-            one = targets.at(self.run, content, layers, c0.style_loss, c0.loss_norm, c0.tile_size, key)
+            one = targets.at(self.run, content, layers, c0.style_loss, self.convention.formula, c0.tile_size, key)
             return [one for _ in regions]
 
         def share(r: Region | None) -> torch.Tensor:  # (n,): the region's share of the image, times its weight
@@ -132,9 +159,13 @@ class Objective:
             region_weights=[share(r) for r in regions],
             content_guide=lambda k: layer_guide(guides.content, k, size),
             extra=extra or {},
+            formula=self.convention.formula,
+            average_layers=self.convention.average_layers,
         )
         self.terms: list[Term] = [t.build(ctx, dev) for t in TERMS]
-        self.weights = {t.name: ctx.per_item([t.weight(c) for c in cfgs], dev) for t in self.terms}
+        factors = dict(self.convention.term_factors)
+        self.weights = {t.name: ctx.per_item([t.weight(c) * factors.get(t.name, 1.0) for c in cfgs], dev)
+                        for t in self.terms}
         self.active = [t for t in self.terms if t.kind == "pixels" and not t.idle
                        and bool((self.weights[t.name] > 0).any()) or t.kind != "pixels" and t.layers]
         self.layers = sorted({k for t in self.active for k in t.layers})

@@ -42,10 +42,20 @@ class TermContext:
     content_guide: Callable[[str], torch.Tensor | None]
     extra: dict[str, Any] = field(default_factory=dict)  # per-frame data for terms that need it (video)
     region_weights: list[torch.Tensor] = field(default_factory=list)  # per region: (n,) factors on its style loss
+    formula: str = ""  # the per-layer formula of the feature terms (core/objective.py, convention); "": loss_norm's
+    average_layers: bool | None = None  # several layers averaged (relative) or summed (classic); None: loss_norm's
 
     @property
-    def norm(self) -> str:
+    def norm(self) -> str:  # the run's loss_norm (pixel terms read it)
         return self.cfgs[0].loss_norm
+
+    @property
+    def feature_formula(self) -> str:
+        return self.formula or self.norm
+
+    @property
+    def averaged(self) -> bool:
+        return self.norm == "relative" if self.average_layers is None else self.average_layers
 
     def per_item(self, values: Sequence[float], device: torch.device) -> torch.Tensor:
         return torch.tensor(list(values), device=device, dtype=torch.float32)
@@ -109,10 +119,11 @@ class ContentTerm(Term):
     @classmethod
     def build(cls, ctx: TermContext, device: torch.device) -> Term:
         names = sorted({n for c in ctx.cfgs if c.content_weight > 0 for n in c.content_layers})
-        relative = ctx.norm == "relative"
-        w = _layer_weights(ctx, names, lambda c: {n: (1.0 / len(c.content_layers) if relative else 1.0)
+        mean = ctx.averaged
+        w = _layer_weights(ctx, names, lambda c: {n: (1.0 / len(c.content_layers) if mean else 1.0)
                                                   for n in c.content_layers}, device)
-        return cls(ctx.content_features(names) if names else {}, w, ctx.content_guide, relative)
+        return cls(ctx.content_features(names) if names else {}, w, ctx.content_guide,
+                   ctx.feature_formula == "relative")
 
     def __init__(self, targets: Features, layer_weights: dict[str, torch.Tensor],
                  guide: Callable[[str], torch.Tensor | None], relative: bool) -> None:
@@ -205,8 +216,8 @@ class StyleTerm(Term):
     @classmethod
     def build(cls, ctx: TermContext, device: torch.device) -> Term:
         names = sorted({n for c in ctx.cfgs for n, _ in c.style_layers})
-        relative = ctx.norm == "relative"
-        w = _layer_weights(ctx, names, lambda c: {n: v / (sum(dict(c.style_layers).values()) if relative else 1.0)
+        mean = ctx.averaged
+        w = _layer_weights(ctx, names, lambda c: {n: v / (sum(dict(c.style_layers).values()) if mean else 1.0)
                                                   for n, v in c.style_layers}, device)
         loss_cls = STYLE_LOSSES[ctx.cfgs[0].style_loss]
         stats = ctx.style_stats(names)
@@ -215,7 +226,7 @@ class StyleTerm(Term):
             region = {}
             for k in names:
                 stacked = torch.cat([s[k] for s in per_style], dim=0)  # (S, C, C')
-                region[k] = loss_cls(torch.einsum("ns,s...->n...", blend[0], stacked), ctx.norm)
+                region[k] = loss_cls(torch.einsum("ns,s...->n...", blend[0], stacked), ctx.feature_formula)
             losses.append(region)
         guides = [{k: g(k) for k in names} for g in ctx.region_guides]
         return cls(names, w, losses, guides, ctx.region_weights or None)
