@@ -60,12 +60,12 @@ __all__ = [
     "write_history",
 ]
 
-# Fields every run of a batch must share (the others — weights, layers, blend, lr, seed, init, ema — may differ):
+# Fields every run of a batch must share (the others — weights, layers, blend, lr, β₂, seed, init, ema — may differ):
 # the engine's (core/settings.ENGINE_SHARED) and what decides the inputs' tensors and the network.
 BATCH_SHARED = (
-    "size", "shape", "start_size", "scale_factor", "steps", "first_steps", "scale_steps", "optimizer", "weights",
-    "pooling", "loss_norm", "style_loss", "param", "tol", "preserve_color", "style_scale", "device", "tile_size",
-    "checkpoint", "precision", "style_masks", "mask_rule",
+    "size", "size_side", "shape", "start_size", "scale_factor", "steps", "first_steps", "scale_steps", "optimizer",
+    "weights", "pooling", "loss_norm", "style_loss", "param", "tol", "preserve_color", "style_scale", "style_fit",
+    "device", "tile_size", "checkpoint", "precision", "style_masks", "mask_rule",
 )
 
 
@@ -167,7 +167,7 @@ def _run(cfgs: Sequence[StyleConfig], prepared: Prepared, state: RunState, devic
     styles: Sequence[torch.Tensor] | StyleTargets = prepared.styles
     if prepared.style_guides is not None:  # style masks: each style's statistics over its own part
         styles = StyleTargets(prepared.styles, c0.style_scale, guides=prepared.style_guides,
-                              transform=style_transform(c0), rule=c0.mask_rule)
+                              transform=style_transform(c0), rule=c0.mask_rule, fit=c0.style_fit, side=c0.size_side)
     try:
         return optimize(model, prepared.content, styles, cfgs, state=state, callback=on_step, stop=stop,
                         style_transform=style_transform(c0), guides=prepared.guides,

@@ -18,7 +18,10 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from .bounds import MAX_SCALES, MAX_STEPS, MAX_TOML_BYTES, parse_toml
 from .coercion import ImagePath, coercer, invalid
+from .core.schedule import fit_side
 from .errors import ConfigError
+from .presets import DEFAULT_STYLE_LAYERS, PRESETS
+from .presets import PRESET_NOTES as PRESET_NOTES  # re-exported: impasto.config.PRESET_NOTES
 
 Optimizer = Literal["adam", "lbfgs"]
 Pooling = Literal["max", "avg"]
@@ -27,10 +30,11 @@ StyleLossKind = Literal["gram", "wasserstein"]
 Param = Literal["rgb", "normalized"]
 PreserveColor = Literal["none", "luminance", "histogram"]
 MaskRule = Literal["inside", "simple"]
+SizeSide = Literal["long", "short"]
+StyleFit = Literal["keep", "stretch"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Device = str  # "auto", "cpu", "cuda", "cuda:1", "mps"
 
-DEFAULT_STYLE_LAYERS = (("relu1_1", 1.0), ("relu2_1", 1.0), ("relu3_1", 1.0), ("relu4_1", 1.0), ("relu5_1", 1.0))
 
 
 @dataclass(frozen=True)
@@ -38,13 +42,18 @@ class StyleConfig:
     """One style-transfer run. All fields are keyword-only; defaults are the fast CPU recipe (see README)."""
 
     size: int = 512
-    """Long side of the result in pixels (the content is resized so that its long side is ``size``)."""
+    """Size of the result in pixels: its long side (the content is resized so that its long side is ``size``), or its
+    short side with ``size_side = 'short'``."""
+    size_side: SizeSide = "long"
+    """Which side ``size`` and ``start_size`` set: ``long`` (the result fits in size × size) or ``short`` (as
+    torchvision's ``Resize(size)``, the classic exercise's, did: the long side follows, truncated)."""
     shape: tuple[int, int] | None = None
     """Exact (height, width) of the result; overrides ``size``."""
     start_size: int | None = 128
-    """Coarse-to-fine: long side of the first scale; scales grow by ``scale_factor`` up to ``size``. None: one scale."""
+    """Coarse-to-fine: the ``size_side`` side of the first scale; scales grow by ``scale_factor`` up to ``size``. None:
+    one scale."""
     scale_factor: float = math.sqrt(2)
-    """Growth of the long side from one scale to the next."""
+    """Growth of the sides from one scale to the next."""
     steps: int = 100
     """Iterations at each scale (at the first of several: ``first_steps``)."""
     first_steps: int | None = None
@@ -55,6 +64,9 @@ class StyleConfig:
     """``adam`` (per-pixel, robust, batchable) or ``lbfgs`` (jcjohnson/neural-style's choice)."""
     lr: float = 0.02
     """Learning rate: on pixels in [0, 1] (``param='rgb'``) or on normalised pixels (``param='normalized'``)."""
+    adam_beta2: float = 0.99
+    """Adam's β₂, the decay of its squared-gradient average (β₁ is 0.9): 0.99 (crowsonkb's; it adapts to each scale
+    within ~100 steps) or 0.999 (PyTorch's default, the classic exercise's)."""
     content_weight: float = 1.0
     """Weight of the content loss."""
     style_weight: float = 10.0
@@ -72,7 +84,11 @@ class StyleConfig:
     style_blend: tuple[float, ...] | None = None
     """Weights of the style images, normalised to sum 1; None: equal."""
     style_scale: float = 1.0
-    """Size of the style images relative to the content's long side (0.5: half; brush strokes look larger)."""
+    """Size of the style images relative to the content's (its ``size_side`` side; 0.5: half; brush strokes look
+    larger)."""
+    style_fit: StyleFit = "keep"
+    """How a style image is sized: ``keep`` its aspect ratio, or ``stretch`` it to the content's exact shape (times
+    ``style_scale``), as the classic exercise's ``load_image(style, shape=content.shape[-2:])`` did."""
     init: str = "content"
     """``content``, ``noise`` (uniform), ``gaussian`` (neural-style's random init: the ImageNet mean colour plus
     Gaussian noise, σ = 0.001 on the 0-255 scale) or the path of an image."""
@@ -157,6 +173,11 @@ class StyleConfig:
                 d[name] = list(d[name])
         return d
 
+    def result_size(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) of the result for a content image of ``height`` × ``width``: ``shape``, or the content's aspect
+        ratio with ``size`` on its ``size_side`` side."""
+        return self.shape if self.shape is not None else fit_side(height, width, self.size, self.size_side)
+
     def key(self) -> str:
         """A short hash over every field (not the device, which does not change the recipe)."""
         d = self.to_dict()
@@ -181,38 +202,6 @@ def field_docs() -> dict[str, str]:
             if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
                 docs[node.target.id] = " ".join(nxt.value.value.split())
     return docs
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # impasto's defaults, spelled out.
-    "default": {},
-    # A quick look: small and few steps.
-    "preview": {"size": 256, "start_size": 128, "steps": 50},
-    # The classic PyTorch exercise exactly as the report ran it: torchvision-style normalised pixels optimised by Adam
-    # (lr 0.003), unnormalised Gram and its loss formula, "conv" layers that were really relu outputs (in-place ReLU).
-    "gatys-adam": {
-        "size": 400, "start_size": None, "steps": 2000, "first_steps": None, "optimizer": "adam", "lr": 0.003,
-        "content_weight": 1.0, "style_weight": 1e6, "tv_weight": 0.0, "content_layers": ("relu4_2",),
-        "style_layers": (("relu1_1", 1.0), ("relu2_1", 0.75), ("relu3_1", 0.2), ("relu4_1", 0.2), ("relu5_1", 0.2)),
-        "init": "content", "pooling": "max", "loss_norm": "classic", "param": "normalized", "style_loss": "gram",
-        "ema": None, "tol": None,
-    },
-    # jcjohnson/neural-style's defaults.
-    "gatys-lbfgs": {
-        "size": 512, "start_size": None, "steps": 1000, "first_steps": None, "optimizer": "lbfgs", "lr": 1.0,
-        "content_weight": 5.0, "style_weight": 100.0, "tv_weight": 1e-3, "content_layers": ("relu4_2",),
-        "style_layers": DEFAULT_STYLE_LAYERS, "init": "gaussian", "pooling": "max", "loss_norm": "jcjohnson",
-        "param": "rgb", "style_loss": "gram", "ema": None, "tol": None,
-    },
-}
-
-# What each preset is for, in one line ('impasto presets'; a test checks that every preset has one).
-PRESET_NOTES: dict[str, str] = {
-    "default": "impasto's fast recipe: coarse to fine from 128 px, Adam on pixels, relative losses",
-    "preview": "a quick look at 256 px with fewer steps, to try settings before a full run",
-    "gatys-adam": "the classic PyTorch exercise as the report ran it: one scale, 2000 Adam steps, classic losses",
-    "gatys-lbfgs": "jcjohnson/neural-style's defaults: one scale, 1000 L-BFGS steps from Gaussian noise",
-}
 
 
 def suggest(word: str, choices: Any) -> str:
@@ -275,6 +264,8 @@ def _check_schedule(c: StyleConfig) -> None:
 def _check_weights(c: StyleConfig) -> None:
     if not (math.isfinite(c.lr) and c.lr > 0):
         raise invalid("lr", c.lr, "must be a finite number > 0")
+    if not (math.isfinite(c.adam_beta2) and 0 <= c.adam_beta2 < 1):
+        raise invalid("adam_beta2", c.adam_beta2, "must be >= 0 and < 1 (0.99, or 0.999 as PyTorch's default)")
     for key in ("content_weight", "style_weight", "tv_weight", "temporal_weight"):
         v = getattr(c, key)
         if not (math.isfinite(v) and v >= 0):

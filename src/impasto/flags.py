@@ -29,13 +29,14 @@ GROUPS = {
     "run": "the run",
 }
 FIELD_GROUPS = {
-    "preset": "common", "size": "common", "steps": "common", "style_weight": "common", "content_weight": "common",
-    "style_blend": "common", "preserve_color": "common", "seed": "common",
+    "preset": "common", "size": "common", "size_side": "common", "steps": "common", "style_weight": "common",
+    "content_weight": "common", "style_blend": "common", "preserve_color": "common", "seed": "common",
     "shape": "schedule", "start_size": "schedule", "scale_factor": "schedule", "first_steps": "schedule",
     "scale_steps": "schedule", "tol": "schedule",
-    "optimizer": "optimiser", "lr": "optimiser", "param": "optimiser", "init": "optimiser", "ema": "optimiser",
+    "optimizer": "optimiser", "lr": "optimiser", "adam_beta2": "optimiser", "param": "optimiser", "init": "optimiser",
+    "ema": "optimiser",
     "tv_weight": "losses", "temporal_weight": "losses", "loss_norm": "losses", "style_loss": "losses",
-    "style_scale": "losses",
+    "style_scale": "losses", "style_fit": "losses",
     "content_layers": "layers", "style_layers": "layers", "pooling": "layers", "weights": "layers",
     "tile_size": "print", "checkpoint": "print", "max_pixels": "print",
     "device": "devices", "precision": "devices",

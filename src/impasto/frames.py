@@ -63,7 +63,8 @@ class FrameRunner:
         check_memory([config], self.size, self.device, [tuple(s.shape[-2:]) for s in prepared.styles])  # type: ignore[misc]
         self.names, self.notes, self.fingerprint = prepared.names, prepared.notes, prepared.fingerprint
         self.targets = StyleTargets(prepared.styles, config.style_scale, guides=prepared.style_guides,
-                                    transform=style_transform(config), rule=config.mask_rule)
+                                    transform=style_transform(config), rule=config.mask_rule,
+                                    fit=config.style_fit, side=config.size_side)
         self.guides, self.keep = prepared.guides, (prepared.keeps or [None])[0]  # masks: the same for every frame
         self.model = load_vgg(config.weights, config.pooling, str(self.device))
         self.precision = resolve_precision(config.precision, self.device)

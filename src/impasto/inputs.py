@@ -16,14 +16,14 @@ from .config import StyleConfig
 from .core import colour
 from .core.guides import resize_guide
 from .core.objective import Guides
-from .core.schedule import fit_long_side
-from .core.targets import resize
+from .core.targets import resize, style_size
 from .errors import ConfigError
-from .io.images import LoadedImage, load_image, pil_to_tensor, resize_exact, resize_long
+from .io.images import LoadedImage, load_image, pil_to_tensor, resize_exact
 from .masks import prepare_masks
 
 ImageLike = Any  # str | os.PathLike | PIL.Image.Image | torch.Tensor | bytes | LoadedImage
 SINGLE = (str, os.PathLike, Image.Image, torch.Tensor, bytes, LoadedImage)
+MAX_SIDE = 16384  # the largest side a config may ask for (config._check_sizes)
 
 
 def style_list(styles: Sequence[ImageLike] | ImageLike) -> list[ImageLike]:
@@ -32,9 +32,17 @@ def style_list(styles: Sequence[ImageLike] | ImageLike) -> list[ImageLike]:
 
 
 def final_size(content: Image.Image, cfg: StyleConfig) -> tuple[int, int]:
-    if cfg.shape is not None:
-        return cfg.shape
-    return fit_long_side(content.height, content.width, cfg.size)
+    """The result's (h, w) for this content (``StyleConfig.result_size``).
+
+    ``size_side = 'short'`` sets the short side as the classic exercise's ``transforms.Resize(400)`` did. Its
+    ``load_image`` passed ``max(image.size)`` instead of 400 when the image's long side was at most 400, so a small
+    image's short side became its long side (a 300×200 photo came out 450×300): not reproduced, ``size`` is the
+    result's size for every photo here (the report's photos were all larger than 400 px)."""
+    h, w = cfg.result_size(content.height, content.width)
+    if max(h, w) > MAX_SIDE:
+        raise ConfigError(f"size = {cfg.size} on the short side makes the result {w}x{h} pixels for this photo, "
+                          f"over {MAX_SIDE} on its long side; use a smaller --size", key="size")
+    return h, w
 
 
 def fingerprint(*images: Image.Image) -> str:
@@ -82,8 +90,8 @@ def prepare(content: ImageLike, styles: Sequence[ImageLike] | ImageLike, cfgs: S
     s_imgs = [load_image(s, max_pixels=c0.max_pixels) for s in styles]
     h, w = final_size(c_img.image, c0)
     content_pil = resize_exact(c_img.image, h, w)
-    long_style = max(8, round(max(h, w) * c0.style_scale))
-    style_pils = [resize_long(s.image, long_style) for s in s_imgs]
+    style_pils = [resize_exact(s.image, *style_size((s.image.height, s.image.width), (h, w), c0.style_scale,
+                                                    c0.style_fit, c0.size_side, least=8)) for s in s_imgs]
     content_t = pil_to_tensor(content_pil).to(device)
     style_ts = [pil_to_tensor(s).to(device) for s in style_pils]
     inits: list[torch.Tensor | None] = []

@@ -26,7 +26,7 @@ def check_memory(cfgs: Sequence[StyleConfig], size: tuple[int, int], device: tor
     have = available_memory(device)
     if have is not None and need > 0.9 * have:
         scale = (0.9 * have / need) ** 0.5
-        suggestion = max(64, int(max(size) * scale) // 16 * 16)
+        suggestion = max(64, int((max(size) if c.size_side == "long" else min(size)) * scale) // 16 * 16)
         tiles = " or --tile-size 1024" if not c.tile_size and max(size) > 1024 else ""
         raise ResourceError(
             f"a {size[1]}x{size[0]} run needs about {need / 2**30:.1f} GiB but {device.type} has "
@@ -57,13 +57,13 @@ def check_sizes(cfgs: Sequence[StyleConfig], content: torch.Tensor, styles: Sequ
     if min(h, w) < need:
         raise ConfigError(f"{names['content']} becomes {w}x{h} pixels at size {c0.size} and {hint}; "
                           "use a larger --size (or --shape), or shallower layers", key="size")
-    first = scale_sizes((h, w), c0.start_size, c0.scale_factor)[0]
+    first = scale_sizes((h, w), c0.start_size, c0.scale_factor, c0.size_side)[0]
     if min(first) < need:
         raise ConfigError(f"the first scale (start_size {c0.start_size}) is {first[1]}x{first[0]} pixels and {hint}; "
                           "raise --start-size or use --start-size none", key="start_size")
     for name, style in zip(names["styles"], styles):
         sh, sw = style.shape[-2:]
-        fh, fw = style_size(style, first, c0.style_scale)  # as the engine sizes it at the first scale
+        fh, fw = style_size(style, first, c0.style_scale, c0.style_fit, c0.size_side)  # as the engine sizes it there
         if min(sh, sw, fh, fw) < need:
             raise ImageError(f"{name}: becomes {min(sw, fw)}x{min(sh, fh)} pixels as a style and {hint}; use a less "
                              "elongated style image, a larger --style-scale or --start-size none")

@@ -27,13 +27,15 @@ from .targets import StyleTargets, Transform, resize
 from .vgg import VGG19
 
 TOL_WINDOW = 20
-ADAM_BETAS = (0.9, 0.99)  # crowsonkb's; β₂ 0.99 adapts to each scale's gradients within ~100 steps
+# The default betas (crowsonkb's; β₂ 0.99 adapts to each scale's gradients within ~100 steps). β₁ is always this one;
+# β₂ is each run's ``adam_beta2`` (the classic exercise ran PyTorch's default, 0.999).
+ADAM_BETAS = (0.9, 0.99)
 Callback = Callable[[Step], None]
 
 
 def plan(cfg: RunSettings, final: tuple[int, int]) -> tuple[list[tuple[int, int]], list[int]]:
     """The schedule: every scale's (h, w), and the steps at each."""
-    sizes = scale_sizes(final, cfg.start_size, cfg.scale_factor)
+    sizes = scale_sizes(final, cfg.start_size, cfg.scale_factor, cfg.size_side)
     return sizes, steps_per_scale(len(sizes), cfg.steps, cfg.first_steps, cfg.scale_steps)
 
 
@@ -75,8 +77,8 @@ class _Scale:
             self.opt: torch.optim.Optimizer = torch.optim.LBFGS(
                 self.params, lr=c0.lr, max_iter=1, history_size=100, tolerance_grad=-1, tolerance_change=-1)
         else:
-            self.opt = torch.optim.Adam([{"params": [p], "lr": c.lr} for p, c in zip(self.params, cfgs)],
-                                        betas=ADAM_BETAS)
+            self.opt = torch.optim.Adam([{"params": [p], "lr": c.lr, "betas": (ADAM_BETAS[0], c.adam_beta2)}
+                                         for p, c in zip(self.params, cfgs)])
         if state.opt_state is not None:
             self.opt.load_state_dict(resize_moments(state.opt_state, size))
         self.last: dict[str, torch.Tensor] = {}
@@ -177,8 +179,8 @@ def optimize(
     check_batch(cfgs)
     c0, n = cfgs[0], len(cfgs)
     sizes, steps = plan(c0, tuple(content.shape[-2:]))  # type: ignore[arg-type]
-    targets = styles if isinstance(styles, StyleTargets) else StyleTargets(styles, c0.style_scale,
-                                                                          transform=style_transform)
+    targets = styles if isinstance(styles, StyleTargets) else StyleTargets(
+        styles, c0.style_scale, transform=style_transform, fit=c0.style_fit, side=c0.size_side)
     pixels = Pixels(c0.param, c0.optimizer, content.device)
     state = state if state is not None else initial_state(content, cfgs, inits)
     state.status = "running"

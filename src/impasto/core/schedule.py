@@ -11,22 +11,35 @@ def fit_long_side(height: int, width: int, long_side: int) -> tuple[int, int]:
     return max(1, round(height * s)), max(1, round(width * s))
 
 
-def scale_sizes(final: tuple[int, int], start: int | None, factor: float = math.sqrt(2)) -> list[tuple[int, int]]:
-    """(h, w) of every scale: long side ``start``, × ``factor`` each time, ending exactly at ``final``.
+def fit_side(height: int, width: int, pixels: int, side: str = "long") -> tuple[int, int]:
+    """(h, w) with the same aspect ratio and ``pixels`` on the ``side`` side ("long" or "short").
+
+    The short side is set as torchvision's ``Resize(int)`` sets it (the classic exercise resized so): the long side
+    is ``int(pixels * long / short)``, truncated, not rounded."""
+    if side == "long":
+        return fit_long_side(height, width, pixels)
+    if width <= height:
+        return max(1, int(pixels * height / width)), pixels
+    return pixels, max(1, int(pixels * width / height))
+
+
+def scale_sizes(final: tuple[int, int], start: int | None, factor: float = math.sqrt(2),
+                side: str = "long") -> list[tuple[int, int]]:
+    """(h, w) of every scale: ``start`` on the ``side`` side ("long" or "short", the side ``size`` sets), × ``factor``
+    each time, ending exactly at ``final``.
 
     A scale within 20% of the final size is merged into it (a step too small to be worth a separate scale).
     """
     h, w = final
-    long_final = max(h, w)
-    if start is None or start >= long_final:
+    side_final = max(h, w) if side == "long" else min(h, w)
+    if start is None or start >= side_final:
         return [final]
-    longs: list[int] = []
-    long = float(start)
-    while long * 1.2 < long_final:
-        longs.append(round(long))
-        long *= factor
-    sizes = [fit_long_side(h, w, n) for n in longs]
-    return [*sizes, final]
+    sides: list[int] = []
+    n = float(start)
+    while n * 1.2 < side_final:
+        sides.append(round(n))
+        n *= factor
+    return [*(fit_side(h, w, s, side) for s in sides), final]
 
 
 def steps_per_scale(n_scales: int, steps: int, first_steps: int | None,

@@ -11,6 +11,7 @@ from typing import Protocol
 
 class RunSettings(Protocol):
     # schedule
+    size_side: str  # "long" | "short": the side start_size sets (and size did, above core)
     start_size: int | None
     scale_factor: float
     steps: int
@@ -19,6 +20,7 @@ class RunSettings(Protocol):
     # optimiser
     optimizer: str  # "adam" | "lbfgs"
     lr: float
+    adam_beta2: float  # Adam's β₂, per run (each run is its own parameter group)
     param: str  # "rgb" | "normalized"
     ema: float | None
     tol: float | None
@@ -33,6 +35,7 @@ class RunSettings(Protocol):
     style_layers: tuple[tuple[str, float], ...]
     style_blend: tuple[float, ...] | None
     style_scale: float
+    style_fit: str  # "keep" | "stretch"
     loss_norm: str  # "relative" | "classic" | "jcjohnson"
     style_loss: str  # "gram" | "wasserstein"
     # arithmetic and memory
@@ -43,6 +46,6 @@ class RunSettings(Protocol):
 
 
 # What every run of one batch must share for the engine (one schedule, one optimiser, one loss convention, one
-# arithmetic); weights, layers, blends, learning rates, seeds, inits and EMA may differ per run.
-ENGINE_SHARED = ("start_size", "scale_factor", "steps", "first_steps", "scale_steps", "optimizer", "param", "tol",
-                 "loss_norm", "style_loss", "style_scale", "precision", "tile_size", "checkpoint")
+# arithmetic); weights, layers, blends, learning rates, Adam's β₂, seeds, inits and EMA may differ per run.
+ENGINE_SHARED = ("size_side", "start_size", "scale_factor", "steps", "first_steps", "scale_steps", "optimizer", "param",
+                 "tol", "loss_norm", "style_loss", "style_scale", "style_fit", "precision", "tile_size", "checkpoint")

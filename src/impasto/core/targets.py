@@ -2,8 +2,9 @@
 
 Style targets depend only on the style images, the scale's size, the layers and the loss convention, so a
 ``StyleTargets`` keeps them per scale: a video builds them once for all its frames, a batch once for all its runs.
-Each style image is resized for a scale as the content is (its long side ``style_scale`` × the content's), and,
-with tiles, its statistics are accumulated tile by tile (they are sums over positions).
+Each style image is resized for a scale as the content is (``style_size``: its aspect ratio kept and its side
+``style_scale`` × the content's, or stretched to the content's shape), and, with tiles, its statistics are
+accumulated tile by tile (they are sums over positions).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from . import tiling
 from .guides import layer_guide, resize_guide
 from .losses import STYLE_LOSSES
+from .schedule import fit_side
 from .terms import guided_moments
 
 Run = Callable[[torch.Tensor, Sequence[str]], dict[str, torch.Tensor]]  # image → features (autocast, scaled)
@@ -29,10 +31,21 @@ def resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(img, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
 
 
-def style_size(style: torch.Tensor, content_size: tuple[int, int], style_scale: float) -> tuple[int, int]:
-    """A style image's size at a scale: its long side ``style_scale`` × the content's long side there."""
-    long = max(1, round(max(content_size) * style_scale))
-    h, w = style.shape[-2:]
+def style_size(style: torch.Tensor | tuple[int, int], content_size: tuple[int, int], style_scale: float,
+               fit: str = "keep", side: str = "long", least: int = 1) -> tuple[int, int]:
+    """A style image's (h, w) at a scale whose content is ``content_size``, from the style (or its (h, w)).
+
+    ``keep``: its aspect ratio kept, its ``side`` side (the side ``size`` sets) ``style_scale`` × the content's there,
+    as the classic exercise's ``load_image`` would have sized a style without ``shape``. ``stretch``: the content's
+    shape × ``style_scale``, aspect ratio not kept (the exercise's ``load_image(style, shape=content.shape[-2:])``).
+    ``least``: the fewest pixels for the side that is set."""
+    h, w = style.shape[-2:] if isinstance(style, torch.Tensor) else style
+    ch, cw = content_size
+    if fit == "stretch":
+        return max(least, round(ch * style_scale)), max(least, round(cw * style_scale))
+    if side == "short":
+        return fit_side(h, w, max(least, round(min(ch, cw) * style_scale)), "short")
+    long = max(least, round(max(ch, cw) * style_scale))
     s = long / max(h, w)
     return max(1, round(h * s)), max(1, round(w * s))
 
@@ -77,15 +90,15 @@ class StyleTargets:
     """The style images' statistics per scale, built on first use and kept (for every frame of a video).
 
     ``guides``: an optional guide per style image (its own region, target side), at the style image's size, carried
-    to each layer by ``rule`` (core/guides.py).
+    to each layer by ``rule`` (core/guides.py). ``fit`` and ``side``: how each is sized (``style_size``).
     With a ``transform`` that depends on the content (colour matching), the statistics change with the content and
     are recomputed whenever it changes."""
 
     def __init__(self, styles: Sequence[torch.Tensor], style_scale: float,
                  guides: Sequence[torch.Tensor | None] | None = None, transform: Transform | None = None,
-                 rule: str = "simple") -> None:
+                 rule: str = "simple", fit: str = "keep", side: str = "long") -> None:
         self.styles = list(styles)
-        self.style_scale = style_scale
+        self.style_scale, self.fit, self.side = style_scale, fit, side
         self.guides = list(guides) if guides is not None else [None] * len(self.styles)
         if len(self.guides) != len(self.styles):
             raise ValueError(f"{len(self.guides)} style guides for {len(self.styles)} style images")
@@ -106,7 +119,7 @@ class StyleTargets:
                 self._cache.clear()  # content-dependent: keep only the latest
             out = []
             for style, guide in zip(self.styles, self.guides):
-                s = resize(style, style_size(style, size, self.style_scale))  # type: ignore[arg-type]
+                s = resize(style, style_size(style, size, self.style_scale, self.fit, self.side))  # type: ignore[arg-type]
                 if self.transform is not None:
                     s = self.transform(s, content)
                 g = resize_guide(guide, tuple(s.shape[-2:])) if guide is not None else None  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from .. import __version__
-from ..api import FrameRunner, Step, StopToken, fit_long_side, resolve_config
+from ..api import FrameRunner, Step, StopToken, resolve_config
 from ..config import StyleConfig
 from ..errors import OutputError
 from ..io.files import atomic_write
@@ -196,7 +196,7 @@ def stylize_video(
     store.check()
     _check_not_input(Path(input), out)
     t0 = time.perf_counter()
-    fit = (lambda h, w: cfg.shape) if cfg.shape is not None else (lambda h, w: fit_long_side(h, w, cfg.size))
+    fit = cfg.result_size
     clip = read_clip(input, start=vs.start, count=vs.frames, fit=fit, fps=vs.fps)
     runner = FrameRunner(Image.fromarray(clip.frames[0]), styles, cfg)
     done = store.open(_settings(cfg, vs, runner), [_frame_hash(f) for f in clip.frames], force=force)

@@ -143,21 +143,36 @@ def decode(data: bytes, name: str, field: str, limits: Limits, keep: Keep | None
         raise HTTPException(400, f"{field}: {e}") from None
 
 
-def keeps(cfg: StyleConfig) -> tuple[Keep, int]:
-    """What the content and each style must keep for ``cfg``'s result: its size (or shape), and the styles' long
-    side (``style_scale`` × the result's, as ``inputs.prepare`` resizes them)."""
-    long_side = max(cfg.shape) if cfg.shape else cfg.size
-    return (cfg.shape or cfg.size), max(8, round(long_side * cfg.style_scale))
+def content_keep(cfg: StyleConfig) -> Keep:
+    """What the content must keep for ``cfg``'s result: its shape, its long side, or (``size_side = 'short'``) its
+    short side, which an exact (size, size) keeps in either orientation."""
+    if cfg.shape:
+        return cfg.shape
+    return cfg.size if cfg.size_side == "long" else (cfg.size, cfg.size)
+
+
+def style_keep(cfg: StyleConfig, content: LoadedImage, limits: Limits) -> Keep:
+    """What each style must keep for the result this content gives (sized as ``inputs.prepare`` sizes them:
+    ``style_scale`` × the result's side, or the result's shape when stretched); a result over the server's
+    ``max_size`` (a short side on a wide photo) is refused here, once the content's shape is known."""
+    h, w = cfg.result_size(content.image.height, content.image.width)
+    if max(h, w) > limits.max_size:
+        raise HTTPException(422, f"size = {cfg.size} on the short side makes this photo's result {w}x{h} px, over "
+                                 f"this server's limit of {limits.max_size} px (impasto serve --max-size)")
+    if cfg.style_fit == "stretch":
+        return max(8, round(h * cfg.style_scale)), max(8, round(w * cfg.style_scale))
+    side = max(8, round((max(h, w) if cfg.size_side == "long" else min(h, w)) * cfg.style_scale))
+    return side if cfg.size_side == "long" else (side, side)
 
 
 def decode_all(uploads: list[Upload], limits: Limits,
                cfg: StyleConfig | None = None) -> tuple[LoadedImage, list[LoadedImage]]:
     """The content image and the style images (CPU work: call it off the event loop), each decoded no larger than
     ``cfg``'s result needs when it is given."""
-    content_keep, style_keep = keeps(cfg) if cfg is not None else (None, None)
-    images = [decode(data, name, field, limits, content_keep if i == 0 else style_keep)
-              for i, (data, name, field) in enumerate(uploads)]
-    return images[0], images[1:]
+    (data, name, field), *rest = uploads
+    content = decode(data, name, field, limits, content_keep(cfg) if cfg is not None else None)
+    keep = style_keep(cfg, content, limits) if cfg is not None else None
+    return content, [decode(data, name, field, limits, keep) for data, name, field in rest]
 
 
 def request_cost(files: list[UploadFile], limits: Limits) -> int:

@@ -8,8 +8,8 @@
 const $ = (sel) => document.querySelector(sel);
 const FINAL = ["done", "cancelled", "diverged", "failed"];  // as GET /api/settings gives them (statuses.final)
 // Fields the form owns; "reuse settings" puts any other non-default setting into the JSON box.
-const FORM_FIELDS = ["preset", "size", "start_size", "first_steps", "steps", "style_weight", "preserve_color",
-  "style_blend"];
+const FORM_FIELDS = ["preset", "size", "size_side", "start_size", "first_steps", "steps", "style_weight",
+  "preserve_color", "style_blend"];
 const SLOTS = ["content", "1", "2", "3"];  // the drop zones: the photo, then up to three styles
 
 const state = {

@@ -74,6 +74,7 @@ function presetValues(name) {
 function fillForm(cfg) {
   $("#preset").value = cfg.preset || "";
   $("#size").value = cfg.size;
+  $("#size-side").value = cfg.size_side;
   $("#start-size").value = cfg.start_size ?? "";
   $("#first-steps").value = cfg.first_steps ?? "";
   $("#steps").value = cfg.steps;
@@ -89,6 +90,7 @@ function numberOrNull(id) {
 function formConfig() {
   const cfg = {
     size: Number($("#size").value),
+    size_side: $("#size-side").value,
     start_size: numberOrNull("#start-size"),
     first_steps: numberOrNull("#first-steps"),
     steps: Number($("#steps").value),

@@ -5,8 +5,8 @@
 "use strict";
 
 const STORE = "impasto.";
-const FORM_IDS = ["preset", "size", "start-size", "first-steps", "steps", "style-weight", "preserve-color", "extra",
-  "blend-1", "blend-2", "blend-3"];
+const FORM_IDS = ["preset", "size", "size-side", "start-size", "first-steps", "steps", "style-weight", "preserve-color",
+  "extra", "blend-1", "blend-2", "blend-3"];
 
 function remember(key, value) {
   try {

@@ -1,0 +1,48 @@
+"""Named recipes: each a partial StyleConfig (plain values), and one line on what it is for.
+
+``impasto.config`` re-exports ``PRESETS`` and ``PRESET_NOTES`` (``from impasto.config import PRESETS`` still works)
+and applies a preset before the other settings (``from_dict({"preset": ...})``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT_STYLE_LAYERS = (("relu1_1", 1.0), ("relu2_1", 1.0), ("relu3_1", 1.0), ("relu4_1", 1.0), ("relu5_1", 1.0))
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # impasto's defaults, spelled out.
+    "default": {},
+    # A quick look: small and few steps.
+    "preview": {"size": 256, "start_size": 128, "steps": 50},
+    # The classic PyTorch exercise exactly as the report (../shared/reference/seed-report.txt) ran its base train:
+    # load_image's transforms.Resize(400) sets the short side, each style is stretched to the content's (H, W)
+    # (load_image(style, shape=content.shape[-2:])), 1000 steps of optim.Adam([target], lr=0.003) with PyTorch's
+    # default betas on torchvision-normalised, unclamped pixels starting from the content; the unnormalised Gram and
+    # its loss formula; "conv" layers that were really relu outputs (in-place ReLU). The style layer weights are the
+    # Udacity notebook's: the report's printed loop never multiplies by them (tests/test_report_oracle.py).
+    "gatys-adam": {
+        "size": 400, "size_side": "short", "start_size": None, "steps": 1000, "first_steps": None,
+        "optimizer": "adam", "lr": 0.003, "adam_beta2": 0.999, "content_weight": 1.0, "style_weight": 1e6,
+        "tv_weight": 0.0, "content_layers": ("relu4_2",),
+        "style_layers": (("relu1_1", 1.0), ("relu2_1", 0.75), ("relu3_1", 0.2), ("relu4_1", 0.2), ("relu5_1", 0.2)),
+        "style_fit": "stretch", "init": "content", "pooling": "max", "loss_norm": "classic", "param": "normalized",
+        "style_loss": "gram", "ema": None, "tol": None,
+    },
+    # jcjohnson/neural-style's defaults.
+    "gatys-lbfgs": {
+        "size": 512, "size_side": "long", "start_size": None, "steps": 1000, "first_steps": None, "optimizer": "lbfgs", "lr": 1.0,
+        "content_weight": 5.0, "style_weight": 100.0, "tv_weight": 1e-3, "content_layers": ("relu4_2",),
+        "style_layers": DEFAULT_STYLE_LAYERS, "style_fit": "keep", "init": "gaussian", "pooling": "max", "loss_norm": "jcjohnson",
+        "param": "rgb", "style_loss": "gram", "ema": None, "tol": None,
+    },
+}
+
+# What each preset is for, in one line ('impasto presets'; a test checks that every preset has one).
+PRESET_NOTES: dict[str, str] = {
+    "default": "impasto's fast recipe: coarse to fine from 128 px, Adam on pixels, relative losses",
+    "preview": "a quick look at 256 px with fewer steps, to try settings before a full run",
+    "gatys-adam": "the classic PyTorch exercise as the report ran it: 400 px short side, styles stretched, "
+                  "1000 Adam steps",
+    "gatys-lbfgs": "jcjohnson/neural-style's defaults: one scale, 1000 L-BFGS steps from Gaussian noise",
+}
