@@ -175,3 +175,22 @@ def test_the_page_offers_the_side_size_sets():
     assert select and re.findall(r'value="(\w+)"', select.group(1)) == list(get_args(SizeSide))
     form = (static / "form.js").read_text(encoding="utf-8")
     assert 'size_side: $("#size-side").value' in form and '$("#size-side").value = cfg.size_side' in form
+
+
+def test_a_sweep_plans_a_short_side_variant_at_its_own_size(tmp_path, image_files):
+    """The sweep's planner (step totals, the ETA's work, the memory check that splits batches) sizes a variant the
+    way the engine does: ``size_side = "short"`` puts ``size`` on the short side, coarse-to-fine included."""
+    spec = tmp_path / "s.toml"
+    spec.write_text('[experiment]\ntitle = "t"\n[base]\nsize = 48\nstart_size = 24\nsteps = 2\nprecision = "fp32"\n'
+                    '[[variant]]\nname = "long"\n[[variant]]\nname = "short"\nsize_side = "short"\n')
+    result = impasto.sweep(spec, content=image_files["content"], styles=[image_files["style"]],
+                           output=tmp_path / "out", progress=False, plots=False)
+    assert result.status == "done"
+    with Image.open(image_files["content"]) as content:
+        ch, cw = content.height, content.width
+    for name in ("long", "short"):
+        v = result[name]
+        h, w = v.config.result_size(ch, cw)
+        assert (v.image.height, v.image.width) == (h, w)
+        assert v.total_steps == len(v.history) == impasto.api.total_steps(v.config, (h, w))
+    assert result["short"].image.height == 48 and result["long"].image.width == 48

@@ -278,10 +278,10 @@ class _Run:
             batches.append(Batch(self.n_batches, tuple(p.name for p in ps), tuple(p.config for p in ps), image,
                                  self.styles, states.merge(held) if held else None))
             if self.bar is not None:
-                from ..api import fit_long_side, total_steps
+                from ..api import total_steps
 
                 c = ps[0].config
-                final = c.shape or fit_long_side(image.image.height, image.image.width, c.size)
+                final = c.result_size(image.image.height, image.image.width)
                 self.bar.total += sum(total_steps(c, final) - p.steps_done for p in ps)
                 self.bar.refresh()
         return batches

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import torch
 
-from ..api import Result, RunState, Step, StopToken, check_memory, fit_long_side, resolve_device, stylize_batch
+from ..api import Result, RunState, Step, StopToken, check_memory, resolve_device, stylize_batch
 from ..api import run_states as states
 from ..config import StyleConfig
 from ..errors import ResourceError
@@ -86,7 +86,7 @@ def _fitting(batch: Batch) -> list[Batch]:
         return [batch]
     c0 = batch.configs[0]
     im = batch.content.image
-    size = c0.shape if c0.shape is not None else fit_long_side(im.height, im.width, c0.size)
+    size = c0.result_size(im.height, im.width)
     try:
         check_memory(batch.configs, size, resolve_device(c0.device))
         return [batch]

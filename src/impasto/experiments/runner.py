@@ -21,7 +21,6 @@ from ..api import (
     StopToken,
     batch_key,
     fingerprint,
-    fit_long_side,
     resume_state,
     schedule,
     total_steps,
@@ -96,7 +95,7 @@ def _sweep(exp: Experiment, folder: RunFolder, c_img: LoadedImage, s_imgs: list[
     saved_states: dict[str, RunState] = {}
     for v in exp.variants:
         h, w = c_img.image.height, c_img.image.width
-        final = v.config.shape if v.config.shape is not None else fit_long_side(h, w, v.config.size)
+        final = v.config.result_size(h, w)
         rec = VariantResult(name=v.name, config=v.config, changes=differences(v.config, exp.base),
                             key=run_key(v.config, inputs_fp), slug=slug(v.name), note=v.note,
                             total_steps=total_steps(v.config, final))
@@ -182,7 +181,7 @@ def _reuse(folder: RunFolder, rec: VariantResult, force: bool, content: LoadedIm
 def _work_left(v: VariantResult, content: LoadedImage) -> float:
     """Pixel-steps left in a variant's schedule: what the sweep's ETA weighs it by."""
     h, w = content.image.height, content.image.width
-    final = v.config.shape if v.config.shape is not None else fit_long_side(h, w, v.config.size)
+    final = v.config.result_size(h, w)
     return work_left(*schedule(v.config, final), v.steps_done)
 
 
