@@ -206,7 +206,8 @@ def test_presets_are_a_readable_table(capsys):
 def test_layers_marks_the_defaults(capsys):
     assert main(["layers", "--size", "64"]) == 0
     lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines() if line[:5].strip().isdigit()}
-    assert lines["relu4_2"].endswith("content") and lines["relu1_1"].endswith("style")
+    assert lines["relu4_2"].endswith("content") and lines["relu4_1"].endswith("style")
+    assert lines["relu1_1"].endswith("style ×4") and lines["relu5_1"].endswith("style ×0.1")  # the weights, when not 1
     assert not lines["conv4_2"].endswith(("content", "style"))
 
 

@@ -293,9 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="stylize built-in sample images (offline, bundled weights)")
     p.add_argument("-o", "--output", default="impasto-demo", help="folder for the images [default: impasto-demo]")
-    p.add_argument("--size", type=int, default=320, help="long side of the result [default: 320]")
-    p.add_argument("--steps", type=int, default=60, help="iterations per scale, twice that at the first "
-                   "[default: 60]")
+    p.add_argument("--size", type=int, default=384, help="long side of the result [default: 384, the scene's own]")
+    p.add_argument("--steps", type=int, help="iterations per scale, twice that at the first [default: impasto's, "
+                   "40]")
     p.add_argument("--device", help="auto, cpu, cuda, mps [default: auto]")
     p.set_defaults(func=cmd_demo)
 

@@ -54,7 +54,7 @@ class StyleConfig:
     one scale."""
     scale_factor: float = math.sqrt(2)
     """Growth of the sides from one scale to the next."""
-    steps: int = 100
+    steps: int = 40
     """Iterations at each scale (at the first of several: ``first_steps``)."""
     first_steps: int | None = None
     """Iterations at the first (coarsest) of several scales; None: 2 × ``steps``."""
@@ -69,7 +69,7 @@ class StyleConfig:
     within ~100 steps) or 0.999 (PyTorch's default, the classic exercise's)."""
     content_weight: float = 1.0
     """Weight of the content loss."""
-    style_weight: float = 10.0
+    style_weight: float = 20.0
     """Weight of the style loss (relative to content_weight; see loss_norm)."""
     tv_weight: float = 0.0
     """Total-variation weight; smooths the result."""

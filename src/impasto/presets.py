@@ -8,13 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
-DEFAULT_STYLE_LAYERS = (("relu1_1", 1.0), ("relu2_1", 1.0), ("relu3_1", 1.0), ("relu4_1", 1.0), ("relu5_1", 1.0))
+# impasto's style layers: weights falling with depth (4, 4, 2, 1) and relu5_1 at a tenth of relu4_1. relu5_1's Gram
+# statistics carry object parts (eyes, faces, the painting's moon): weighted like the others, a portrait's eyes turned
+# up in a photo's sky and water; at 0.1 the brushwork, swirls and palette stay and the objects do not (bench/gallery.py,
+# README "Why these defaults").
+DEFAULT_STYLE_LAYERS = (("relu1_1", 4.0), ("relu2_1", 4.0), ("relu3_1", 2.0), ("relu4_1", 1.0), ("relu5_1", 0.1))
+# Gatys et al.'s and jcjohnson/neural-style's: relu1_1…relu5_1, equal weights (impasto's defaults before 2026-12).
+GATYS_STYLE_LAYERS = (("relu1_1", 1.0), ("relu2_1", 1.0), ("relu3_1", 1.0), ("relu4_1", 1.0), ("relu5_1", 1.0))
 
 PRESETS: dict[str, dict[str, Any]] = {
     # impasto's defaults, spelled out.
     "default": {},
-    # A quick look: small and few steps.
-    "preview": {"size": 256, "start_size": 128, "steps": 50},
+    # A quick look at the full size: coarse to fine in steps of 2 (128, 256, 512), few steps where they are dear.
+    "preview": {"scale_factor": 2.0, "first_steps": 60, "steps": 10},
+    # impasto's previous, longer schedule (200 steps at the first scale, 100 at each later one) with today's layers.
+    "quality": {"first_steps": 200, "steps": 100},
     # The classic PyTorch exercise exactly as the report (../shared/reference/seed-report.txt) ran its base train:
     # load_image's transforms.Resize(400) sets the short side, each style is stretched to the content's (H, W)
     # (load_image(style, shape=content.shape[-2:])), 1000 steps of optim.Adam([target], lr=0.003) with PyTorch's
@@ -33,7 +41,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gatys-lbfgs": {
         "size": 512, "size_side": "long", "start_size": None, "steps": 1000, "first_steps": None, "optimizer": "lbfgs", "lr": 1.0,
         "content_weight": 5.0, "style_weight": 100.0, "tv_weight": 1e-3, "content_layers": ("relu4_2",),
-        "style_layers": DEFAULT_STYLE_LAYERS, "style_fit": "keep", "init": "gaussian", "pooling": "max", "loss_norm": "jcjohnson",
+        "style_layers": GATYS_STYLE_LAYERS, "style_fit": "keep", "init": "gaussian", "pooling": "max", "loss_norm": "jcjohnson",
         "param": "rgb", "style_loss": "gram", "ema": None, "tol": None,
     },
 }
@@ -41,7 +49,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 # What each preset is for, in one line ('impasto presets'; a test checks that every preset has one).
 PRESET_NOTES: dict[str, str] = {
     "default": "impasto's fast recipe: coarse to fine from 128 px, Adam on pixels, relative losses",
-    "preview": "a quick look at 256 px with fewer steps, to try settings before a full run",
+    "preview": "a quick look at the full size in a quarter of the default's time, to try settings before a run",
+    "quality": "the longer schedule, at 2.5x the default's time: finer brushwork, for a picture to keep",
     "gatys-adam": "the classic PyTorch exercise as the report ran it: 400 px short side, styles stretched, "
                   "1000 Adam steps",
     "gatys-lbfgs": "jcjohnson/neural-style's defaults: one scale, 1000 L-BFGS steps from Gaussian noise",
