@@ -194,3 +194,12 @@ def test_a_sweep_plans_a_short_side_variant_at_its_own_size(tmp_path, image_file
         assert (v.image.height, v.image.width) == (h, w)
         assert v.total_steps == len(v.history) == impasto.api.total_steps(v.config, (h, w))
     assert result["short"].image.height == 48 and result["long"].image.width == 48
+
+
+def test_the_recipe_and_the_report_say_when_the_classic_losses_are_calibrated():
+    from impasto.api import describe_convention
+
+    assert "calibrated per layer" in describe_convention("classic", "bundled")
+    assert "calibrated" not in describe_convention("classic", "torchvision")
+    assert "if the file is Caffe-layout" in describe_convention("classic", "vgg19.pth")
+    assert describe_convention("relative", "bundled").startswith("relative: G=FF^T/(HW)")

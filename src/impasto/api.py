@@ -44,6 +44,7 @@ from .result import (
     LOSS_DESCRIPTIONS,
     TERMS,
     Result,
+    describe_convention,
     recipe,
     write_history,
     write_run,
@@ -54,7 +55,8 @@ from .weights import load_vgg
 __all__ = [
     "BATCH_SHARED", "FINAL", "HISTORY_COLUMNS", "FrameOutcome", "FrameRunner", "LAYER_NAMES", "LOSS_CONVENTIONS", "LOSS_DESCRIPTIONS", "STATUSES", "TERMS", "ImageLike",
     "Distances", "LoadedImage", "Meter", "Prepared", "Result", "RunState", "Status", "Step", "StopToken", "batch_key",
-    "check_memory", "fingerprint", "fit_long_side", "layer_shapes", "measure", "resolve_config", "resolve_device",
+    "check_memory", "describe_convention", "fingerprint", "fit_long_side", "layer_shapes", "measure", "resolve_config",
+    "resolve_device",
     "resolve_precision",
     "resume_state", "run_states", "save_run_checkpoint", "schedule", "stylize", "stylize_batch", "total_steps",
     "write_history",

@@ -30,6 +30,20 @@ LOSS_CONVENTIONS = {
     "jcjohnson": "G=FF^T/(C*H*W); style=sum_l w_l*mean((G-G*)^2); content=sum over layers of mean((F-F*)^2); "
                  "tv=1/2 sum of squared differences on 0-255 pixels (neural-style's TVLoss)",
 }
+CALIBRATED = ("calibrated per layer on Caffe-preprocessed weights: style_l=|G-G*|^2/|G*|^2 (G=FF^T/(HW)), "
+              "content=|F-F*|^2/|F*|^2, layers summed with their weights, style_weight x 2e-7 (README, 'The study "
+              "on the bundled network')")
+
+
+def describe_convention(loss_norm: str, weights: str) -> str:
+    """What the losses of a run are, in one line: its convention, and for ``classic``, whether it was calibrated
+    (the bundled network is Caffe-preprocessed; torchvision's is not; a file's layout decides)."""
+    text = f"{loss_norm}: {LOSS_CONVENTIONS[loss_norm]}"
+    if loss_norm != "classic" or weights == "torchvision":
+        return text
+    return f"{text}; {CALIBRATED}" if weights == "bundled" else f"{text}; if the file is Caffe-layout, {CALIBRATED}"
+
+
 TERMS = TERM_NAMES  # the objective's terms, in order: one column each in histories, CSVs, plots and the web chart
 LOSS_DESCRIPTIONS = {"total": "total loss (weighted sum)", **TERM_DESCRIPTIONS}
 HISTORY_COLUMNS = ("step", "scale", "time", "total", *TERM_NAMES)
@@ -114,7 +128,7 @@ def recipe(cfg: StyleConfig, device: torch.device, prepared: Prepared, state: Ru
         "device": str(device),
         "weights": cfg.weights,
         "seed": cfg.seed,
-        "loss_convention": f"{cfg.loss_norm}: {LOSS_CONVENTIONS[cfg.loss_norm]}",
+        "loss_convention": describe_convention(cfg.loss_norm, cfg.weights),
         "inputs": prepared.names,
         "inputs_fingerprint": prepared.fingerprint,
         "notes": prepared.notes,

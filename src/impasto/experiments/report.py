@@ -16,8 +16,8 @@ from typing import Any
 
 from PIL import Image
 
-from ..api import LOSS_CONVENTIONS
 from ..api import TERMS as TERM_NAMES
+from ..api import describe_convention
 from ..config import FIELD_NAMES
 from ..errors import ConfigError
 from ..io.files import atomic_write, path_problem, printable
@@ -167,7 +167,7 @@ def _intro(result: SweepResult) -> str:
 def _notes(result: SweepResult) -> list[str]:
     c0 = result.experiment.base
     return [
-        (f"Losses are in the {c0.loss_norm!r} convention ({LOSS_CONVENTIONS[c0.loss_norm]}). Content, style and "
+        (f"Losses, {describe_convention(c0.loss_norm, c0.weights)}. Content, style and "
          "tv are the unweighted terms at the last step; total is the weighted sum that was minimised."),
         ("Time is each variant's optimisation time. Variants in one batch ran together through VGG, so they share "
          "it, and the peak memory: the GPU's allocated memory, or on a CPU the process's resident memory."),
