@@ -704,7 +704,7 @@ def test_sigint_saves_image_and_checkpoint_and_resume_matches(corpus, tmp_path, 
     # Resuming with other settings is refused, naming what differs.
     code, err2 = _run(["stylize", c, s, "-o", str(out), *RESUMABLE, "--style-weight", "3", "--resume"], capsys)
     assert code == 2
-    _assert_one_line_error(err2, "part.png.ckpt", "style_weight 10.0 (now 3.0)")
+    _assert_one_line_error(err2, "part.png.ckpt", f"style_weight {StyleConfig().style_weight} (now 3.0)")
 
     # --resume finishes the run (save_every may differ: it does not change the pixels) ...
     with _OneThread():
