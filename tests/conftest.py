@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from impasto.samples import sample_content, sample_style
 
@@ -31,6 +32,17 @@ def image_files(tmp_path: Path, content_img, style_img, style2_img) -> dict[str,
     content_img.save(paths["content"])
     style_img.save(paths["style"])
     style2_img.save(paths["style2"])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Files for sweeps: a 48×36 content, a 40×40 style and a second style of another look (the study's blends)."""
+    d = tmp_path_factory.mktemp("inputs")
+    paths = {"content": d / "content.png", "style": d / "style.png", "style2": d / "style2.png"}
+    sample_content(48, 36).save(paths["content"])
+    sample_style(40, 40).save(paths["style"])
+    sample_style(40, 40, seed=3).transpose(Image.Transpose.ROTATE_90).save(paths["style2"])
     return paths
 
 

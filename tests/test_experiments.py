@@ -22,7 +22,7 @@ from impasto.experiments import Batch, BatchOutcome, LocalExecutor, load_experim
 from impasto.experiments.report import read_manifest
 from impasto.experiments.results import read_status
 from impasto.io.recipe import read_recipe
-from impasto.samples import sample_content, sample_style
+from impasto.samples import sample_style
 
 BASE = """\
 [experiment]
@@ -61,16 +61,6 @@ def write(tmp_path: Path, text: str, name: str = "exp.toml") -> Path:
 
 def pixels(im: Image.Image) -> np.ndarray:
     return np.asarray(im, dtype=np.float32) / 255.0
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("inputs")
-    paths = {"content": d / "content.png", "style": d / "style.png", "style2": d / "style2.png"}
-    sample_content(48, 36).save(paths["content"])
-    sample_style(40, 40).save(paths["style"])
-    sample_style(40, 40, seed=3).transpose(Image.Transpose.ROTATE_90).save(paths["style2"])
-    return paths
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import impasto
 from impasto.api import Result, RunState
 from impasto.experiments import Batch, BatchOutcome, load_experiment
 from impasto.experiments.findings import rises, study_findings
-from impasto.samples import sample_content, sample_style
 
 BASE = """\
 [base]
@@ -66,16 +65,6 @@ def write(tmp_path: Path, text: str) -> Path:
     p = tmp_path / "study.toml"
     p.write_text(text, encoding="utf-8")
     return p
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("inputs")
-    paths = {"content": d / "content.png", "style": d / "style.png", "style2": d / "style2.png"}
-    sample_content(48, 36).save(paths["content"])
-    sample_style(40, 40).save(paths["style"])
-    sample_style(40, 40, seed=3).transpose(Image.Transpose.ROTATE_90).save(paths["style2"])
-    return paths
 
 
 class Painter:
