@@ -18,10 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from gallery import OLD_DEFAULTS as OLD  # impasto 451dd0f's defaults, every field (one pinned copy for both scripts)
+
 OUT = Path(__file__).resolve().parent / "out" / "defaults"
-# impasto 451dd0f's defaults where they differ from today's (bench/gallery.py pins every field).
-OLD = {"steps": 100, "first_steps": None, "style_weight": 10.0,
-       "style_layers": [["relu1_1", 1.0], ["relu2_1", 1.0], ["relu3_1", 1.0], ["relu4_1", 1.0], ["relu5_1", 1.0]]}
 RUNS = {"old defaults": ("default", OLD), "new defaults": ("default", {}), "preview": ("preview", {}),
         "quality": ("quality", {}), "gatys-lbfgs": ("gatys-lbfgs", {})}
 
