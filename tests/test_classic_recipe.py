@@ -203,3 +203,13 @@ def test_the_recipe_and_the_report_say_when_the_classic_losses_are_calibrated():
     assert "calibrated" not in describe_convention("classic", "torchvision")
     assert "if the file is Caffe-layout" in describe_convention("classic", "vgg19.pth")
     assert describe_convention("relative", "bundled").startswith("relative: G=FF^T/(HW)")
+
+
+@pytest.mark.parametrize("name", ["preview", "quality"])
+def test_the_schedule_presets_run_coarse_to_fine_with_their_own_steps(name, image_files):
+    """preview (scales ×2, 60 then 10 steps) and quality (200 then 100) run their own schedules end to end."""
+    cfg = impasto.preset(name, size=48, start_size=24, precision="fp32", device="cpu")
+    result = impasto.stylize(image_files["content"], image_files["style"], cfg, progress=False)
+    assert result.status == "done"
+    per_scale = [sum(1 for h in result.history if h["scale"] == s) for s in sorted({h["scale"] for h in result.history})]
+    assert per_scale == ([60, 10] if name == "preview" else [200, 100, 100])
