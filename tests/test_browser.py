@@ -31,13 +31,31 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 TIMEOUT_MS = 180_000  # the suite shares a few busy cores
 
 
-def paced(queue, seconds: float = 0.3) -> None:
+class Hold:
+    """Holds a run just after step ``step`` (its preview made) until ``release()``; once released, never again.
+    A busy machine can otherwise finish the run while the browser takes one screenshot, and the image URL serves
+    the latest preview, whatever step it names."""
+
+    def __init__(self) -> None:
+        self.step: int | None = None
+        self.go = threading.Event()
+
+    def release(self) -> None:
+        self.go.set()
+
+    def wait(self, step: int) -> None:
+        if step == self.step and not self.go.is_set():
+            assert self.go.wait(TIMEOUT_MS / 1000), "the test did not release the held run"
+
+
+def paced(queue, hold: Hold, seconds: float = 0.3) -> None:
     """Every step lasts at least ``seconds`` (the real engine's steps), so the page sees the run while it runs."""
     real = queue._run_fn
 
     def run(*args, callback, **kwargs):
         def slow(step):
             callback(step)
+            hold.wait(step.step)
             time.sleep(seconds)
 
         return real(*args, callback=slow, **kwargs)
@@ -46,12 +64,19 @@ def paced(queue, seconds: float = 0.3) -> None:
 
 
 @pytest.fixture
-def server(tmp_path):
+def hold():
+    h = Hold()
+    yield h
+    h.release()  # never leave the worker waiting
+
+
+@pytest.fixture
+def server(tmp_path, hold):
     """The app under uvicorn in a thread, on a socket bound here (so the port cannot be taken in between)."""
     import uvicorn
 
     app = create_app(tmp_path / "results", "cpu", preview_every=1, allowed_hosts=["127.0.0.1"])
-    paced(app.state.queue)  # however fast the machine
+    paced(app.state.queue, hold)  # however fast the machine
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -134,7 +159,7 @@ def text_fits(page, selector: str) -> bool:
         return widest + parseFloat(cs.paddingLeft) + parseFloat(cs.paddingRight) + 20 <= s.clientWidth; }""")
 
 
-def test_paint_in_the_browser(server, browser, tmp_path, content_img, style_img):
+def test_paint_in_the_browser(server, hold, browser, tmp_path, content_img, style_img):
     content, style = image_files(tmp_path, content_img, style_img)
     page = open_page(browser, server)
     assert page.locator("#server").inner_text().endswith("cpu")
@@ -153,16 +178,17 @@ def test_paint_in_the_browser(server, browser, tmp_path, content_img, style_img)
     page.fill("#first-steps", "")  # one scale: only steps counts
     page.locator("#style-weight").fill("2")  # the log slider: 10^2
     assert page.locator("#style-weight-value").inner_text() == "100"
+    hold.step = 2  # the run waits after step 2 until the page has been photographed
     page.click("#start")
 
     # The preview appears, then changes as the picture forms.
     # (Waits use locators, not wait_for_function: the page's CSP forbids the eval that the latter needs.)
     # The page swaps in a new <img> once it has loaded, so the frame around it is what to photograph.
     preview, frame = page.locator("#preview"), page.locator("#frame")
-    expect(preview).to_have_attribute("src", re.compile(r"/image\?step=\d+$"))
-    first_src = preview.get_attribute("src")
-    first_pixels = frame.screenshot()
-    expect(preview).not_to_have_attribute("src", first_src)
+    expect(preview).to_have_attribute("src", re.compile(r"/image\?step=2$"))
+    first_pixels = frame.screenshot()  # step 2's picture: the run is held there
+    hold.release()
+    expect(preview).not_to_have_attribute("src", re.compile(r"/image\?step=2$"))  # a later step, or the end
     assert frame.screenshot() != first_pixels, "the preview did not change"
     expect(page.locator("#progress-text")).to_contain_text(re.compile(r"step \d+ / 6 · 32 px · loss"))
     expect(preview).to_have_css("image-rendering", "auto")  # a 32 px picture drawn large: smooth, not a mosaic
