@@ -195,7 +195,8 @@ def test_paint_in_the_browser(server, hold, browser, tmp_path, content_img, styl
     page.screenshot(path=str(ARTIFACTS / "serve-mid-run.png"), full_page=True)
 
     page.wait_for_selector("#status.done")
-    assert "?v=done-" in page.get_attribute("#preview", "src")  # the final image, not a preview
+    # The final image, not a preview (it is swapped in once loaded, a moment after the badge changes).
+    expect(page.locator("#preview")).to_have_attribute("src", re.compile(r"\?v=done-"))
     assert page.locator("#progress-text").inner_text().startswith("step 6 / 6 · 32 px")
     assert page.is_enabled("#cancel") is False
     expect(download).to_have_css("background-color", ACCENT)

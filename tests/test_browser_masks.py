@@ -14,7 +14,7 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="the web extra is not installed: pip install 'impasto[web]'")
 pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install playwright")
 
-from test_browser import ARTIFACTS, browser, expect, open_page, server  # noqa: F401  (fixtures)
+from test_browser import ARTIFACTS, browser, expect, hold, open_page, server  # noqa: F401  (fixtures)
 
 
 def texture(rgb, seed: int) -> Image.Image:
