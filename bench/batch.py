@@ -5,7 +5,10 @@ run in this process, alternating (sequential, batched, sequential, ...) so that 
 both alike; the printed ratio is batched / sequential (below 1: batching is faster). A ``torch.mm`` line calibrates
 the machine. The pictures of the two ways are compared too (they should agree to a few 1/255).
 
-    python bench/batch.py [--size 128] [--steps 30] [--variants 4] [--repeats 2] [--device auto] [--threads N]
+    python bench/batch.py [--size 128] [--steps 30] [--variants 4] [--chunk N] [--repeats 2] [--device auto]
+        [--threads N]
+
+``--chunk N`` runs the batched way as batches of at most N variants (what ``impasto sweep --batch N`` does).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--variants", type=int, default=4)
+    ap.add_argument("--chunk", type=int, help="at most this many variants per batch [default: all in one]")
     ap.add_argument("--repeats", type=int, default=2, help="timed rounds of each way (medians are printed)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
@@ -59,9 +63,14 @@ def main() -> int:
         optimising["sequential"] = sum(r.elapsed for r in results)
         return [np.asarray(r.image, dtype=np.float32) for r in results]
 
+    chunk = args.chunk or len(cfgs)
+
     def batched() -> list[np.ndarray]:
-        results = stylize_batch(content, style, cfgs)
-        optimising["batched"] = results[0].elapsed
+        results, optimising["batched"] = [], 0.0
+        for i in range(0, len(cfgs), chunk):
+            part = stylize_batch(content, style, cfgs[i : i + chunk])
+            optimising["batched"] += part[0].elapsed
+            results += part
         return [np.asarray(r.image, dtype=np.float32) for r in results]
 
     stylize_batch(content, style, [c.replace(steps=2) for c in cfgs[:2]])  # warm-up: weights, allocator, kernels
@@ -84,7 +93,8 @@ def main() -> int:
         f"calibration: torch.mm fp32 {cal['n']}x{cal['n']}: {cal['median']:.1f} GFLOP/s (best {cal['best']:.1f}; "
         f"{cal['cpu']:.1f} per CPU-second) at {cal['threads']} threads"
     )
-    print(f"work: {args.variants} variants of gatys-adam, {args.size} px, {args.steps} Adam steps each; inputs: {what}")
+    print(f"work: {args.variants} variants of gatys-adam, {args.size} px, {args.steps} Adam steps each, batches of "
+          f"{chunk}; inputs: {what}")
     med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in times.items()}
     for name, (wall, cpu) in med.items():
         print(f"{name:>10}: {wall:7.2f} s wall, {cpu:7.2f} s CPU  (median of {args.repeats})")

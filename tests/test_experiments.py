@@ -256,6 +256,26 @@ def test_batched_equals_sequential(reference: impasto.SweepResult, inputs: dict[
         assert a.losses == pytest.approx(b.losses, rel=1e-3)
 
 
+def test_a_cpu_batch_of_large_images_runs_in_parts(reference: impasto.SweepResult, inputs: dict[str, Path],
+                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU a batch is cut to CPU_BATCH_PIXELS of final-size images a part (there, past that, batching is
+    slower than one run after another); the parts paint what the whole batch painted."""
+    from impasto.experiments import executors
+
+    w, h = reference.variants[0].image.size
+    monkeypatch.setattr(executors, "CPU_BATCH_PIXELS", 2 * w * h + 1)  # room for two of the three
+    parts = impasto.sweep(reference.experiment, content=inputs["content"], styles=[inputs["style"]],
+                          output=tmp_path / "parts", progress=False)
+    assert [v.batch_size for v in parts.variants] == [2, 2, 1]
+    for a, b in zip(parts.variants, reference.variants):
+        diff = np.abs(pixels(a.image) - pixels(b.image))
+        assert diff.max() <= 2 / 255 and diff.mean() <= 0.2 / 255, (a.name, diff.max())
+    monkeypatch.setattr(executors, "CPU_BATCH_PIXELS", w * h - 1)  # not even one: each runs alone
+    alone = impasto.sweep(reference.experiment, content=inputs["content"], styles=[inputs["style"]],
+                          output=tmp_path / "alone", progress=False)
+    assert [v.batch_size for v in alone.variants] == [1, 1, 1]
+
+
 def test_state_cut_and_joined_is_the_same_state() -> None:
     """Per-variant checkpoints: cutting a batch's state into runs and joining them back changes nothing."""
     params = [torch.rand(1, 3, 4, 5, requires_grad=True) for _ in range(3)]

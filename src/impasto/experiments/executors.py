@@ -64,7 +64,8 @@ class Executor(Protocol):
 class LocalExecutor:
     """Batches in this process, one after another, through ``impasto.api.stylize_batch``.
 
-    A batch that would not fit the device's memory (``api.check_memory``) is halved until it does.
+    A batch that would not fit the device's memory (``api.check_memory``) is halved until it does; on a CPU, a batch
+    of large images runs in parts (``CPU_BATCH_PIXELS``), which is faster there.
     """
 
     def run(self, batches: Sequence[Batch], *, on_step: Callable[[Batch, Step], None],
@@ -81,14 +82,29 @@ class LocalExecutor:
                 yield BatchOutcome(part, results, mem.bytes, mem.kind)
 
 
+# On a CPU, one pass through VGG for several images pays only while the batch's activations stay small; past that,
+# memory traffic outgrows the saved overhead and the batch is slower than its runs one after another.
+# bench/batch.py (gatys-adam, bf16, 2 cores; bench/README.md, "Batched sweeps") measured batched / sequential 0.86 to
+# 0.91 at up to ~240k pixels a batch (7 x 128 x 171, 7 x 160 x 213, 4 x 192 x 256), and 1.22 at 7 x 192 x 256 (344k),
+# 1.03 at 2 x 400 x 533, 1.37 at 7 x 400 x 533 (the study's recipe). GPUs batch as memory allows.
+CPU_BATCH_PIXELS = 250_000
+
+
 def _fitting(batch: Batch) -> list[Batch]:
-    if len(batch.names) == 1:
+    """The parts a batch runs as: at most ``CPU_BATCH_PIXELS`` of final-size images a part on a CPU, and halved
+    until each part fits the device's memory."""
+    n = len(batch.names)
+    if n == 1:
         return [batch]
     c0 = batch.configs[0]
     im = batch.content.image
     size = c0.result_size(im.height, im.width)
+    device = resolve_device(c0.device)
+    per = max(1, CPU_BATCH_PIXELS // (size[0] * size[1])) if device.type == "cpu" else n
+    if per < n:
+        return [part for i in range(0, n, per) for part in _fitting(batch.subset(range(i, min(i + per, n))))]
     try:
-        check_memory(batch.configs, size, resolve_device(c0.device))
+        check_memory(batch.configs, size, device)
         return [batch]
     except ResourceError:
         half = len(batch.names) // 2
