@@ -457,6 +457,7 @@ def test_cli_dry_run_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["sweep", str(exp), "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "6 variants in 2 batch group(s)" in text and "heavy[size=48]" in text
+    assert "on a CPU to 250k final-size pixels a batch" in text  # how a group is cut when it runs
     assert main(["sweep", str(exp), "--dry-run", "--steps", "2"]) == 0
     bad = write(tmp_path, BASE + '\n[[variant]]\nname = "x"\npooling = "mean"\n', "bad.toml")
     assert main(["sweep", str(bad), "--content", "c.png", "--style", "s.png"]) == 2

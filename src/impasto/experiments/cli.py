@@ -124,6 +124,10 @@ def _dry_run(experiment: Any) -> int:
         text = ", ".join(f"{k}={describe_value(k, x, base.get(k))}" for k, x in changes.items()) or "(base)"
         group = next(i for i, names in enumerate(groups.values(), start=1) if v.name in names)
         print(f"  {v.name:<24} batch group {group}  {text}")
+    from .executors import CPU_BATCH_PIXELS
+
+    print(f"(a group runs as one batch through VGG, cut to --batch N, to the device's memory, and on a CPU to "
+          f"{CPU_BATCH_PIXELS // 1000}k final-size pixels a batch)")
     return 0
 
 
