@@ -112,14 +112,18 @@ def test_guides_are_cropped_with_the_tiles(vgg, wide):
 
 
 def test_the_tiled_loop_with_coarse_to_fine_equals_the_whole_image_loop(vgg, wide):
-    content, style = wide
+    """In float64: in float32 tiles sum in another order than the whole image, and Adam can turn that rounding
+    into a whole step on a pixel whose gradient is near zero (one host: 1 pixel in 76800 off by 2.2e-3)."""
+    content, style = (t.double() for t in wide)
+    net = copy.deepcopy(vgg).double()
     cfg = StyleConfig(size=400, start_size=200, steps=2, first_steps=2, precision="fp32")
-    whole = optimize(vgg, content, [style], [cfg])
-    tiled = optimize(vgg, content, [style], [cfg.replace(tile_size=64)])
+    whole = optimize(net, content, [style], [cfg])
+    tiled = optimize(net, content, [style], [cfg.replace(tile_size=64)])
     assert [h["scale"] for h in tiled.history[0]] == [0, 0, 1, 1, 2, 2]  # 200 → 283 → 400 px
-    torch.testing.assert_close(tiled.images[0], whole.images[0], atol=2e-3, rtol=0)
+    assert tiled.images[0].dtype == torch.float64
+    torch.testing.assert_close(tiled.images[0], whole.images[0], atol=1e-7, rtol=0)
     for a, b in zip(tiled.history[0], whole.history[0]):
-        assert abs(a["total"] - b["total"]) <= 1e-3 * b["total"]
+        assert abs(a["total"] - b["total"]) <= 1e-9 * b["total"]
 
 
 def test_tiles_partition_the_image():
