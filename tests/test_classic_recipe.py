@@ -5,6 +5,7 @@ The pixel oracle against the report's loop is tests/test_report_oracle.py."""
 
 from __future__ import annotations
 
+import copy
 import io
 import re
 from pathlib import Path
@@ -120,7 +121,7 @@ def test_prepare_sizes_the_inputs_on_the_side_and_fit_asked_for():
 def test_a_batch_gives_each_run_its_own_beta2(content_img, style_img):
     """In float64: in float32 a batch sums in another order, and Adam can turn that rounding into whole steps on a
     few pixels (on one host 227 of 2304 values came out up to 2e-3 apart, on another 4e-7)."""
-    vgg = load_vgg("bundled").double()
+    vgg = copy.deepcopy(load_vgg("bundled")).double()  # load_vgg is cached: never change its module in place
     content, style = (pil_to_tensor(resize_long(im, 32)).double() for im in (content_img, style_img))
     small = dict(size=32, start_size=None, steps=6, precision="fp32", lr=0.05, style_weight=100.0,
                  style_layers=(("relu1_1", 1.0), ("relu2_1", 1.0)), content_layers=("relu2_1",))
