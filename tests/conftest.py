@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny generated images (the suite never needs ../shared), a random-weight VGG."""
+"""Shared fixtures: tiny generated images (the suite never needs ../shared), a random-weight VGG, a float64 copy of the bundled one."""
 
 from __future__ import annotations
 
@@ -9,6 +9,18 @@ import torch
 from PIL import Image
 
 from impasto.samples import sample_content, sample_style
+
+
+@pytest.fixture(scope="session")
+def vgg64():
+    """A float64 copy of the bundled network, for the oracles that compare two summation orders (a batch against
+    single runs, tiles against the whole image): in float32, Adam can turn their rounding into whole steps on
+    pixels whose gradient is near zero. A copy, because load_vgg is cached and its module is shared."""
+    import copy
+
+    from impasto.weights import load_vgg
+
+    return copy.deepcopy(load_vgg("bundled")).double()
 
 
 @pytest.fixture(scope="session")
