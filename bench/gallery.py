@@ -30,16 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFont
 
 from common import IMAGES, OUT, machine, mm_gflops, source_hash, write_json
+from pairs import FACES, FILES, INPUTS, PAIRS, TUNED, paint, resolve
 
 GALLERY = OUT / "gallery"
 REFERENCE = IMAGES.parent / "reference"
-PHOTOS = ("golden_gate", "tubingen")
-PAINTINGS = ("starry_night", "the_scream", "shipwreck")
-MADE = ("portrait", "portrait_face")  # painted here from skimage's astronaut (whole; the face only)
-DEFAULT_PAIRS = [*(f"{c}+{s}" for c in PHOTOS for s in (*PAINTINGS, "portrait")), "golden_gate+portrait_face"]
+DEFAULT_PAIRS = PAIRS
 JCJOHNSON = {"golden_gate+starry_night": "jcjohnson_golden_gate_starry_512.png",
              "tubingen+the_scream": "jcjohnson_tubingen_scream_512.png"}
 
@@ -82,50 +80,6 @@ def make_meter(content: Path, style: Path) -> tuple[str, Callable[[Path], dict[s
     return "bench/quality.py", measure
 
 
-# -- the portrait styles --------------------------------------------------------------------------------------------
-def _kuwahara(img: np.ndarray, r: int) -> np.ndarray:
-    """Each pixel takes the mean of the least varied of its four (r+1)² corner windows: flat patches, kept edges."""
-    h, w, _ = img.shape
-    p = np.pad(img, ((r, r), (r, r), (0, 0)), mode="reflect")  # (H+2r, W+2r, 3)
-    k = r + 1
-
-    def means(x: np.ndarray) -> np.ndarray:  # mean of the k×k window whose top-left is each point: (H+r, W+r, …)
-        s = np.pad(x, ((1, 0), (1, 0)) + ((0, 0),) * (x.ndim - 2)).cumsum(0).cumsum(1)
-        return (s[k:, k:] - s[:-k, k:] - s[k:, :-k] + s[:-k, :-k]) / k**2
-
-    lum = p.mean(2)
-    m, var = means(p), means(lum**2) - means(lum) ** 2
-    corners = [(0, 0), (0, r), (r, 0), (r, r)]  # pixel (y, x) is p's (y+r, x+r): these windows are its quadrants
-    ms = np.stack([m[dy:dy + h, dx:dx + w] for dy, dx in corners])
-    best = np.stack([var[dy:dy + h, dx:dx + w] for dy, dx in corners]).argmin(0)
-    return np.take_along_axis(ms, best[None, ..., None], 0)[0]
-
-
-def paint(photo: Image.Image, seed: int = 0) -> Image.Image:
-    """A deterministic painterly filter: flat patches (Kuwahara), a posterised palette, then thousands of short
-    strokes along the edges, with a little relief. Enough texture to be a style; faces stay faces (the test)."""
-    rgb = photo.convert("RGB")
-    scale = 512 / max(rgb.size)
-    rgb = rgb.resize((round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.LANCZOS)
-    flat = _kuwahara(np.asarray(rgb, dtype=np.float64), 5).clip(0, 255).astype(np.uint8)
-    base = Image.fromarray(flat).quantize(20, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).convert("RGB")
-    arr = np.asarray(base, dtype=np.int64)
-    gy, gx = np.gradient(np.asarray(rgb.convert("L").filter(ImageFilter.GaussianBlur(4)), dtype=np.float64))
-    rng = np.random.default_rng(seed)
-    canvas = base.copy()
-    draw = ImageDraw.Draw(canvas)
-    for _ in range(rgb.width * rgb.height // 29):
-        x, y = int(rng.integers(rgb.width)), int(rng.integers(rgb.height))
-        angle = np.arctan2(gy[y, x], gx[y, x]) + np.pi / 2 + rng.normal(0, 0.25)  # along the edge, not across
-        half = rng.uniform(4, 9)
-        dx, dy = half * np.cos(angle), half * np.sin(angle)
-        colour = tuple(int(c) for c in np.clip(arr[y, x] + rng.integers(-14, 15, 3), 0, 255))
-        draw.line([(x - dx, y - dy), (x + dx, y + dy)], fill=colour, width=int(rng.integers(2, 5)))
-    relief = np.asarray(canvas.convert("L").filter(ImageFilter.EMBOSS), dtype=np.float64) - 128
-    out = np.asarray(canvas, dtype=np.float64) + 0.4 * relief[..., None]
-    return Image.fromarray(out.clip(0, 255).astype(np.uint8))
-
-
 def made_style(name: str) -> Path:
     path = GALLERY / "styles" / f"{name}.png"
     if not path.exists():
@@ -142,11 +96,16 @@ def made_style(name: str) -> Path:
 
 
 def pair_files(pair: str) -> tuple[Path, Path]:
-    content, style = pair.split("+")
-    if content not in PHOTOS or style not in (*PAINTINGS, *MADE):
-        raise SystemExit(f"unknown pair {pair!r}: give PHOTO+STYLE with a photo of {', '.join(PHOTOS)} and a style "
-                         f"of {', '.join((*PAINTINGS, *MADE))}")
-    return IMAGES / f"{content}.jpg", made_style(style) if style in MADE else IMAGES / f"{style}.jpg"
+    """The pair's photo and painting (bench/pairs.py); a one-line exit when one is unknown or not fetched."""
+    names = pair.split("+")
+    if len(names) != 2 or any(n not in FILES for n in names):
+        raise SystemExit(f"unknown pair {pair!r}: give PHOTO+STYLE, each one of {', '.join(FILES)}")
+    paths = [resolve(n, made_style) for n in names]
+    if None in paths:
+        missing = names[paths.index(None)]
+        raise SystemExit(f"{pair}: {missing} ({'/'.join(FILES[missing])}) is not there: fetch the inputs as "
+                         f"bench/pairs.py says, into {INPUTS}")
+    return paths[0], paths[1]  # type: ignore[return-value]
 
 
 # -- rendering: one child process a picture ------------------------------------------------------------------------
@@ -213,8 +172,21 @@ def configs(a: argparse.Namespace) -> dict[str, Any]:
     for name in {*a.also, *(a.only or [])} - {"old", "new", *impasto.PRESETS}:
         raise SystemExit(f"unknown preset or column {name!r}: choose old, new or one of {', '.join(impasto.PRESETS)}")
     cfgs = {"old": from_dict(old), "new": impasto.StyleConfig(), **{p: impasto.preset(p) for p in a.also}}
+    cfgs = {label: c for label, c in cfgs.items() if label not in a.drop}
     quick = overrides(a)
     return {label: c.replace(**quick) if quick else c for label, c in cfgs.items()}
+
+
+def copying_meter(pair: str) -> Callable[[Path], float] | None:
+    """For a portrait painting with its faces marked (bench/pairs.py FACES): picture → the share of its relu4_1
+    locations whose nearest painting location lies in a face (impasto.api.Meter.copying); else None."""
+    import impasto.api
+
+    style = pair.split("+")[1]
+    if style not in FACES or not hasattr(impasto.api.Meter, "copying"):
+        return None
+    meter = impasto.api.Meter(*pair_files(pair))
+    return lambda p: meter.copying(p, FACES[style])
 
 
 # -- the page, the sheet and the close looks ----------------------------------------------------------------------
@@ -225,13 +197,13 @@ def title(label: str) -> str:
 
 def caption(cell: dict[str, Any]) -> list[str]:
     if "note" in cell:
-        return [cell["note"]]
+        return [cell["note"], *([cell["about"]] if "about" in cell else [])]
     if "error" in cell:
         return ["failed:", cell["error"][:60]]
     m = cell.get("meter", {})
     fmt = {"colour": ".1f"}  # ΔE*ab units; the others are relative distances
     lines = ["  ".join(f"{k} {m[k]:{fmt.get(k, '.3f')}}" for k in pair if k in m)
-             for pair in (("style", "style14"), ("content", "colour"))]
+             for pair in (("style", "style14"), ("content", "colour"), ("copying",)) if any(k in m for k in pair)]
     if "cpu" in cell:
         lines.append(f"CPU {cell['cpu']:.0f} s  wall {cell['wall']:.0f} s")
     if "about" in cell:
@@ -250,7 +222,7 @@ def open_image(cell: dict[str, Any]) -> Image.Image | None:
 def sheet(rows: dict[str, dict[str, dict]], labels: list[str], cell_w: int) -> Image.Image:
     font = ImageFont.load_default(size=max(11, cell_w // 20))
     lh, pad, head_w = font.size + 4, 6, cell_w * 2 // 5
-    box_h, text_h = cell_w * 3 // 4, 3 * lh + 10
+    box_h, text_h = cell_w * 3 // 4, 4 * lh + 10
     cols = columns(labels)
     width, height = head_w + len(cols) * (cell_w + pad), lh + 8 + len(rows) * (box_h + text_h + pad)
     img = Image.new("RGB", (width, height), "white")
@@ -337,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--also", nargs="+", default=[], metavar="PRESET", help="presets to show beside the defaults")
     p.add_argument("--only", nargs="+", metavar="LABEL", help="render only these columns (old, new, a preset); "
                    "the others are shown from the cache where it has them")
+    p.add_argument("--drop", nargs="+", default=[], metavar="LABEL", help="columns to leave out (old, new)")
     p.add_argument("--force", action="store_true", help="render again what is cached")
     p.add_argument("--size", type=int, help="quick tests only: every config's size")
     p.add_argument("--steps", type=int, help="quick tests only: every config's steps at every scale")
@@ -355,7 +328,11 @@ def main(argv: list[str] | None = None) -> int:
     code = source_hash(impasto.__file__)
     rows: dict[str, dict[str, dict]] = {}
     for pair in a.pairs:
-        content, style = pair_files(pair)
+        try:
+            content, style = pair_files(pair)
+        except SystemExit as e:  # an input not fetched: the other pairs still render
+            print(f"note: skipped {e}")
+            continue
         cells: dict[str, dict] = {"content": {"file": str(content), "note": content.name},
                                   "style": {"file": str(style), "note": style.name}}
         ref = REFERENCE / JCJOHNSON.get(pair, "none")
@@ -376,9 +353,16 @@ def main(argv: list[str] | None = None) -> int:
     meter_name = ""
     for pair, cells in rows.items():
         meter_name, measure = make_meter(*pair_files(pair))
+        copying = copying_meter(pair)
         for col in ("jcjohnson", *labels):
             if "file" in cells.get(col, {}):
                 cells[col]["meter"] = measure(Path(cells[col]["file"]))
+                if copying is not None:
+                    cells[col]["meter"]["copying"] = copying(Path(cells[col]["file"]))
+        if copying is not None:  # the photo's own share: what a picture that copies nothing scores
+            cells["content"]["about"] = f"copying {copying(Path(cells['content']['file'])):.3f} (the photo's)"
+        if pair in TUNED:
+            cells["style"]["about"] = "tuned on"
     figures = {"machine": machine(), "code": code, "meter": meter_name, "measures": list(MEASURES),
                "timing": "cpu/wall: the stylize call in its child (process_cpu/process_wall: the whole child)",
                "old_defaults": OLD_DEFAULTS, "overrides": overrides(a),

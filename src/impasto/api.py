@@ -66,7 +66,8 @@ __all__ = [
 # the engine's (core/settings.ENGINE_SHARED) and what decides the inputs' tensors and the network.
 BATCH_SHARED = (
     "size", "size_side", "shape", "start_size", "scale_factor", "steps", "first_steps", "scale_steps", "optimizer",
-    "weights", "pooling", "loss_norm", "style_loss", "param", "tol", "preserve_color", "style_scale", "style_fit",
+    "weights", "pooling", "loss_norm", "style_loss", "neighbour_refresh", "neighbour_rotations", "param", "tol",
+    "preserve_color", "style_scale", "style_fit",
     "device", "tile_size", "checkpoint", "precision", "style_masks", "mask_rule",
 )
 

@@ -38,6 +38,7 @@ EVAL_SIZE = 400
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 STYLE14_LAYERS = STYLE_LAYERS[:4]  # no relu5_1: no reward for copied object parts
 CONTENT_LAYER = "relu4_2"
+COPY_LAYER = "relu4_1"  # ``copying``: deep enough for object parts (eyes, mouths), fine enough to place them
 DIRECTIONS = 64  # the colour distance's projection directions (a Fibonacci lattice on the sphere)
 LEVELS = 256  # quantile levels per direction
 ImageLike = Any  # a path, URL, PIL image, (3, H, W) tensor in [0, 1], bytes or LoadedImage
@@ -180,8 +181,10 @@ class Meter:
         self.content = self._features(resize(c, self.shape), (CONTENT_LAYER,))[CONTENT_LAYER]  # (1, C, h, w) f64
         self.style_grams: list[dict[str, torch.Tensor]] = []
         self.style_lab: list[torch.Tensor] = []  # (N_i, 3) each style's pixels in Lab, at the meter's size
+        self.style_images: list[Image.Image] = []  # at the meter's size (for ``copying``)
         for s in map(to_pil, styles):
             im = resize(s, fit(s.height, s.width, size))
+            self.style_images.append(im)
             self.style_grams.append({k: gram(v) for k, v in self._features(im, STYLE_LAYERS).items()})
             self.style_lab.append(srgb_to_lab(to_tensor(im)[0].permute(1, 2, 0).reshape(-1, 3)))
         self._targets: dict[tuple[float, ...], tuple[dict[str, torch.Tensor], torch.Tensor]] = {}
@@ -220,6 +223,30 @@ class Meter:
                          content=content, colour=quantile_distance(lab_quantiles(lab), colour_q), layers=layers)
 
     __call__ = measure
+
+    def copying(self, image: ImageLike, boxes: Sequence[tuple[float, float, float, float]], style: int = 0,
+                layer: str = COPY_LAYER) -> float:
+        """The share of the picture's ``layer`` locations whose nearest location of style image ``style`` (centred
+        cosine, as the neighbour search) lies inside ``boxes``: parts of the painting marked by hand, (x0, y0, x1,
+        y1) in fractions of its width and height, e.g. its faces. A picture that copies a face from a portrait
+        scores high; compare with the photo's own share (``copying(content, ...)``), which copies nothing.
+
+        A Gram distance rewards a face copied into a photo's water (the face's statistics are the painting's); this
+        measure sees it, and it is blind to brushwork, so it is a check beside the others, not a quality score."""
+        from .core.neighbours import nearest
+
+        if not 0 <= style < len(self.style_images):
+            raise ConfigError(f"style = {style} is invalid: the meter has {len(self.style_images)} style image(s)",
+                              key="style")
+        s = self._features(self.style_images[style], (layer,))[layer][0]  # (C, h, w)
+        _, h, w = s.shape
+        ys, xs = (torch.arange(h, dtype=torch.float64) + 0.5) / h, (torch.arange(w, dtype=torch.float64) + 0.5) / w
+        inside = torch.zeros(h, w, dtype=torch.bool)
+        for x0, y0, x1, y1 in boxes:
+            inside |= ((ys >= y0) & (ys < y1))[:, None] & ((xs >= x0) & (xs < x1))[None, :]
+        f = self._features(self.pixels(image), (layer,))[layer][0]
+        idx = nearest(f.flatten(1).t(), s.flatten(1).t())
+        return float(inside.flatten()[idx].double().mean())
 
 
 def measure(image: ImageLike, content: ImageLike, styles: Sequence[ImageLike] | ImageLike,

@@ -13,6 +13,10 @@ from typing import Any
 # up in a photo's sky and water; at 0.1 the brushwork, swirls and palette stay and the objects do not (bench/gallery.py,
 # README "Why these defaults").
 DEFAULT_STYLE_LAYERS = (("relu1_1", 4.0), ("relu2_1", 4.0), ("relu3_1", 2.0), ("relu4_1", 1.0), ("relu5_1", 0.1))
+# The neighbour loss's hypercolumn layers (bench/gallery.py, README "Style by neighbours"): relu2_1 for strokes and
+# colour, relu3_1 for texture, relu4_1 twice for the parts of things, so a location matches paint of the same kind of
+# thing. relu1_1 (single pixels' colour) made the strokes small; relu5_1 costs a fifth more and brings objects back.
+NEIGHBOUR_LAYERS = (("relu2_1", 1.0), ("relu3_1", 1.0), ("relu4_1", 2.0))
 # Gatys et al.'s and jcjohnson/neural-style's: relu1_1…relu5_1, equal weights (impasto's defaults before 2026-12).
 GATYS_STYLE_LAYERS = (("relu1_1", 1.0), ("relu2_1", 1.0), ("relu3_1", 1.0), ("relu4_1", 1.0), ("relu5_1", 1.0))
 
@@ -23,6 +27,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "preview": {"scale_factor": 2.0, "first_steps": 60, "steps": 10},
     # impasto's previous, longer schedule (200 steps at the first scale, 100 at each later one) with today's layers.
     "quality": {"first_steps": 200, "steps": 100},
+    # Style by neighbours (Kolkin et al. 2022): each location of the result takes its nearest style feature.
+    "neighbour": {"style_loss": "neighbour", "style_layers": NEIGHBOUR_LAYERS},
     # The classic PyTorch exercise exactly as the report (../shared/reference/seed-report.txt) ran its base train:
     # load_image's transforms.Resize(400) sets the short side, each style is stretched to the content's (H, W)
     # (load_image(style, shape=content.shape[-2:])), 1000 steps of optim.Adam([target], lr=0.003) with PyTorch's
@@ -51,6 +57,8 @@ PRESET_NOTES: dict[str, str] = {
     "default": "impasto's fast recipe: coarse to fine from 128 px, Adam on pixels, relative losses",
     "preview": "a quick look at the full size in a quarter of the default's time, to try settings before a run",
     "quality": "the longer schedule, at 2.4x the default's time: finer brushwork, for a picture to keep",
+    "neighbour": "style by neighbours: each part of the photo takes the nearest paint of the painting; no object "
+                 "of a portrait (an eye, a mouth) is forced into the photo",
     "gatys-adam": "the classic PyTorch exercise as the report ran it: 400 px short side, styles stretched, "
                   "1000 Adam steps",
     "gatys-lbfgs": "jcjohnson/neural-style's defaults: one scale, 1000 L-BFGS steps from Gaussian noise",

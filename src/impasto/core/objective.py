@@ -165,6 +165,10 @@ class Objective:
             extra=extra or {},
             formula=self.convention.formula,
             average_layers=self.convention.average_layers,
+            content=content,
+            query_features=lambda img, layers: content_features(self.run, img, layers, c0.tile_size),
+            style_features=lambda layers: targets.features(self.run, content, layers, c0.tile_size,
+                                                           bool(getattr(c0, "neighbour_rotations", False)), key),
         )
         self.terms: list[Term] = [t.build(ctx, dev) for t in TERMS]
         factors = dict(self.convention.term_factors)
@@ -174,6 +178,16 @@ class Objective:
                        and bool((self.weights[t.name] > 0).any()) or t.kind != "pixels" and t.layers]
         self.layers = sorted({k for t in self.active for k in t.layers})
         self.halo = tiling.halo_for(self.layers)
+
+    @property
+    def refresh(self) -> int:
+        """Steps between two ``prepare`` calls at the last scale (0: only at each scale's start)."""
+        return max((t.refresh for t in self.active), default=0)
+
+    def prepare(self, images: torch.Tensor) -> None:
+        """Let terms whose targets depend on the current (n, 3, H, W) images compute them (neighbours)."""
+        for t in self.active:
+            t.prepare(images)
 
     def run(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         """VGG's activations, under autocast when the precision asks for it. The losses run outside autocast, in

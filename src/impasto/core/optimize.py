@@ -125,6 +125,11 @@ class _Scale:
                                      "image (lower the learning rate, or use --optimizer lbfgs)")
         return [{k: rows[j][i] for j, k in enumerate(names)} for i in range(len(self.params))]
 
+    def prepare(self) -> None:
+        """Targets that depend on the current result (the neighbour term's) are computed from these images."""
+        with torch.no_grad():
+            self.objective.prepare(torch.cat([self.pixels.to_img(p.detach()).clamp(0, 1) for p in self.params]))
+
     def images(self) -> list[torch.Tensor]:
         return [self.pixels.to_img(p.detach()).clamp(0, 1) for p in self.params]
 
@@ -195,11 +200,15 @@ def optimize(
         objective = Objective(model, content_s, targets, cfgs, guides.at(size) if guides else None,
                               precision=precision, extra=extra)
         scale = _Scale(objective, state, cfgs, pixels, size, tile_rng)
+        scale.prepare()
+        last_scale = state.scale == len(sizes) - 1
         recent: list[float] = []
         while state.scale_step < steps[state.scale]:
             if stop is not None and stop.stopped:
                 state.status, state.message = "cancelled", stop.reason
                 break
+            if last_scale and objective.refresh and state.scale_step and state.scale_step % objective.refresh == 0:
+                scale.prepare()
             losses_per_run = scale.step(state)
             if len(state.diverged) == n:
                 state.status, state.message = "diverged", state.diverged[min(state.diverged)]

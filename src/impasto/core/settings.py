@@ -37,7 +37,10 @@ class RunSettings(Protocol):
     style_scale: float
     style_fit: str  # "keep" | "stretch"
     loss_norm: str  # "relative" | "classic" | "jcjohnson"
-    style_loss: str  # "gram" | "wasserstein"
+    style_loss: str  # "gram" | "wasserstein" | "neighbour"
+    neighbour_mix: float  # neighbour: the photo's share of the query that neighbours are searched with
+    neighbour_refresh: int  # neighbour: steps between searches at the last scale (0: once a scale)
+    neighbour_rotations: bool  # neighbour: search the style images' 90°, 180° and 270° rotations too
     # arithmetic and memory
     precision: str
     tile_size: int
@@ -48,4 +51,5 @@ class RunSettings(Protocol):
 # What every run of one batch must share for the engine (one schedule, one optimiser, one loss convention, one
 # arithmetic); weights, layers, blends, learning rates, Adam's β₂, seeds, inits and EMA may differ per run.
 ENGINE_SHARED = ("size_side", "start_size", "scale_factor", "steps", "first_steps", "scale_steps", "optimizer", "param",
-                 "tol", "loss_norm", "style_loss", "style_scale", "style_fit", "precision", "tile_size", "checkpoint")
+                 "tol", "loss_norm", "style_loss", "neighbour_refresh", "neighbour_rotations", "style_scale",
+                 "style_fit", "precision", "tile_size", "checkpoint")

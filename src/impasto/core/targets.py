@@ -86,6 +86,22 @@ def style_stats(run: Run, style: torch.Tensor, layers: Sequence[str], style_loss
             for k, v in feats.items()}
 
 
+@torch.no_grad()
+def style_features(run: Run, style: torch.Tensor, layers: Sequence[str], tile: int, guide: torch.Tensor | None = None,
+                   rule: str = "simple", rotations: bool = False) -> list[tuple[dict[str, torch.Tensor], torch.Tensor | None]]:
+    """One style image's whole feature maps at ``layers`` and its guide carried to the neighbour grid (or None);
+    with ``rotations``, then the same for the image turned by 90°, 180° and 270° (more strokes to choose from)."""
+    from .neighbours import GRID_LAYER
+
+    out = []
+    for turns in (range(4) if rotations else range(1)):
+        s = torch.rot90(style, turns, (-2, -1))
+        g = None if guide is None else torch.rot90(guide, turns, (-2, -1))
+        feats = content_features(run, s, layers, tile)
+        out.append((feats, layer_guide(g, GRID_LAYER, tuple(s.shape[-2:]), rule)))  # type: ignore[arg-type]
+    return out
+
+
 class StyleTargets:
     """The style images' statistics per scale, built on first use and kept (for every frame of a video).
 
@@ -107,6 +123,32 @@ class StyleTargets:
         self._cache: dict[tuple, list[dict[str, torch.Tensor]]] = {}
         self.builds = 0  # how many times statistics were computed (tests and benchmarks read it)
 
+    def _sized(self, content: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Each style image and its guide as they are at the scale whose content is ``content``."""
+        size = tuple(content.shape[-2:])
+        out = []
+        for style, guide in zip(self.styles, self.guides):
+            s = resize(style, style_size(style, size, self.style_scale, self.fit, self.side))  # type: ignore[arg-type]
+            if self.transform is not None:
+                s = self.transform(s, content)
+            out.append((s, resize_guide(guide, tuple(s.shape[-2:])) if guide is not None else None))  # type: ignore[arg-type]
+        return out
+
+    def features(self, run: Run, content: torch.Tensor, layers: Sequence[str], tile: int, rotations: bool = False,
+                 key: tuple = ()) -> list[list[tuple[dict[str, torch.Tensor], torch.Tensor | None]]]:
+        """Per style image: its feature maps at ``layers`` (and its rotations'), for the neighbour term, kept like
+        the statistics."""
+        cache_key = ("features", tuple(content.shape[-2:]), tuple(layers), tile, rotations, *key)
+        if self.transform is not None:
+            cache_key += (id(content), content.data_ptr())
+        if cache_key not in self._cache:
+            if self.transform is not None:
+                self._cache.clear()
+            self._cache[cache_key] = [style_features(run, s, layers, tile, g, self.rule, rotations)  # type: ignore[misc]
+                                      for s, g in self._sized(content)]
+            self.builds += 1
+        return self._cache[cache_key]  # type: ignore[return-value]
+
     def at(self, run: Run, content: torch.Tensor, layers: Sequence[str], style_loss: str, norm: str,
            tile: int, key: tuple = ()) -> list[dict[str, torch.Tensor]]:
         """Per style image: layer → statistics, for the scale whose content is ``content`` (1, 3, h, w)."""
@@ -117,13 +159,7 @@ class StyleTargets:
         if cache_key not in self._cache:
             if self.transform is not None:
                 self._cache.clear()  # content-dependent: keep only the latest
-            out = []
-            for style, guide in zip(self.styles, self.guides):
-                s = resize(style, style_size(style, size, self.style_scale, self.fit, self.side))  # type: ignore[arg-type]
-                if self.transform is not None:
-                    s = self.transform(s, content)
-                g = resize_guide(guide, tuple(s.shape[-2:])) if guide is not None else None  # type: ignore[arg-type]
-                out.append(style_stats(run, s, layers, style_loss, norm, tile, g, self.rule))
+            out = [style_stats(run, s, layers, style_loss, norm, tile, g, self.rule) for s, g in self._sized(content)]
             self._cache[cache_key] = out
             self.builds += 1
         return self._cache[cache_key]

@@ -44,6 +44,11 @@ class TermContext:
     region_weights: list[torch.Tensor] = field(default_factory=list)  # per region: (n,) factors on its style loss
     formula: str = ""  # the per-layer formula of the feature terms (core/objective.py, convention); "": loss_norm's
     average_layers: bool | None = None  # several layers averaged (relative) or summed (classic); None: loss_norm's
+    content: torch.Tensor | None = None  # (1, 3, h, w): the photo at this scale (the neighbour term's query)
+    query_features: Callable[[torch.Tensor, Sequence[str]], Features] | None = None  # image → whole feature maps
+    # per style image: [(layer → (1, C, h, w) features, its style guide at the neighbour grid or None)], then the
+    # same for its rotations when asked (the neighbour term's style sets)
+    style_features: Callable[[Sequence[str]], list[list[tuple[Features, torch.Tensor | None]]]] | None = None
 
     @property
     def norm(self) -> str:  # the run's loss_norm (pixel terms read it)
@@ -69,6 +74,11 @@ class Term(nn.Module):
     kind: ClassVar[str]  # "sum" | "moments" | "pixels"
     layers: tuple[str, ...] = ()
     idle: bool = False  # a pixel term with nothing to compare with (the temporal term on a still image)
+    refresh: int = 0  # steps between two calls of ``prepare`` at the last scale (0: only at each scale's start)
+
+    def prepare(self, images: torch.Tensor) -> None:
+        """Called with the current (n, 3, H, W) images before a scale's first step (and every ``refresh`` steps at
+        the last scale): terms whose targets depend on the result (neighbours) compute them here."""
 
     @staticmethod
     def weight(cfg: RunSettings) -> float:
@@ -215,6 +225,10 @@ class StyleTerm(Term):
 
     @classmethod
     def build(cls, ctx: TermContext, device: torch.device) -> Term:
+        if ctx.cfgs[0].style_loss == "neighbour":  # per location: its own module (core/neighbour_term.py)
+            from .neighbour_term import NeighbourTerm
+
+            return NeighbourTerm.build(ctx, device)
         names = sorted({n for c in ctx.cfgs for n, _ in c.style_layers})
         mean = ctx.averaged
         w = _layer_weights(ctx, names, lambda c: {n: v / (sum(dict(c.style_layers).values()) if mean else 1.0)
