@@ -245,3 +245,27 @@ def test_every_option_runs_coarse_to_fine_with_neighbours(image_files, tmp_path,
     assert out.exists() and result.status == "done"
     assert result.losses["style"] > 0 and np.isfinite(result.losses["total"])
     assert read_recipe(out)["config"]["style_loss"] == "neighbour"
+
+
+def test_the_cli_paints_by_neighbours_and_records_it(image_files, tmp_path):
+    from impasto.cli import main
+
+    out = tmp_path / "cli.png"
+    argv = ["stylize", str(image_files["content"]), str(image_files["style"]), "--preset", "neighbour", "--size", "48",
+            "--start-size", "32", "--steps", "2", "-o", str(out), "-q"]
+    assert main(argv) == 0
+    config = read_recipe(out)["config"]
+    assert config["style_loss"] == "neighbour" and config["preset"] == "neighbour"
+    assert main([*argv[:-3], "--loss-norm", "classic", "-o", str(tmp_path / "x.png"), "-q"]) == 2  # refused
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_a_video_runs_by_neighbours_with_its_temporal_term(tmp_path, style_img):
+    from test_video import shifted_clip, write_clip
+
+    write_clip(tmp_path / "in.mp4", shifted_clip(3, h=36, w=48), fps=12)
+    style_img.save(tmp_path / "style.png")
+    done = impasto.stylize_video(tmp_path / "in.mp4", tmp_path / "style.png", tmp_path / "frames", size=48, start_size=32, steps=2,
+                                 later_steps=2, progress=False, style_loss="neighbour")
+    assert done.status == "done" and done.frames == 3
+    assert done.records[-1]["losses"]["temporal"] > 0 and done.records[-1]["losses"]["style"] > 0
