@@ -10,7 +10,7 @@ import sys
 import pytest
 from PIL import Image
 
-from impasto.cli import build_parser, default_output, main
+from impasto.cli import build_parser, default_output, main, repeat_command
 from impasto.config import FIELD_NAMES, PRESET_NOTES, PRESETS, StyleConfig, field_docs
 from impasto.errors import OutputError
 from impasto.flags import FIELD_GROUPS, GROUPS, config_flags, config_from_args
@@ -249,6 +249,24 @@ def test_recipe_prints_a_command_that_runs_as_is(image_files, tmp_path, capsys):
     again = tmp_path / f"my photo-{image_files['style'].stem}.png"
     first, second = read_recipe(out)["config"], read_recipe(again)["config"]
     assert first == second
+
+
+def test_recipe_command_uses_absolute_paths_and_runs_from_another_folder(image_files, tmp_path, capsys, monkeypatch):
+    """Issue 28: inputs typed relative to one folder are repeated as absolute paths; URLs are left as they are."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["stylize", "content.png", "style.png", "-o", "first.png", *TINY]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["recipe", str(tmp_path / "first.png")]) == 0
+    words = shlex.split(capsys.readouterr().out.splitlines()[-1].removeprefix("to repeat: "))
+    assert words[2:4] == [str(image_files["content"]), str(image_files["style"])]
+    assert main([*words[1:], "-o", "again.png"]) == 0  # from another folder: the inputs are found
+    assert (elsewhere / "again.png").exists()
+    url = "https://example.org/a b.jpg"
+    line = repeat_command({"inputs": {"content": url, "styles": ["/x/my style.png"]}, "config": {}})
+    assert shlex.split(line)[2:4] == [url, "/x/my style.png"] and "'https://example.org/a b.jpg'" in line
 
 
 def test_default_output_beside_the_content_never_overwrites(tmp_path):
