@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import subprocess
@@ -87,6 +88,29 @@ def test_argparse_errors_are_one_line(capsys):
         main(["stylize", "only-content.png"])
     assert e.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def _usage_error(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1, (argv, err)
+    return err
+
+
+def test_a_mistyped_flag_gets_the_closest_real_one_for_every_command(capsys):
+    """Issue 28: as the web API and config keys do. Every command's longest flag, a letter dropped from its middle."""
+    assert "did you mean --style-weight?" in _usage_error(["stylize", "c.png", "s.png", "--style-wieght", "30"], capsys)
+    assert "did you mean --style-weight?" in _usage_error(["stylize", "c.png", "s.png", "--style-wieght=30"], capsys)
+    assert "did you mean" not in _usage_error(["stylize", "c.png", "s.png", "--zzzzzz"], capsys)
+    assert "did you mean --version?" in _usage_error(["--verison"], capsys)
+    commands = next(a.choices for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"stylize", "recipe", "layers", "sweep"} <= set(commands)
+    for name, sub in commands.items():
+        flag = max((o for a in sub._actions for o in a.option_strings if o.startswith("--")), key=len)
+        typo = flag[: len(flag) // 2] + flag[len(flag) // 2 + 1 :]
+        err = _usage_error([name, typo], capsys)  # unrecognized, or a required argument missing: either says it
+        assert f"did you mean {flag}?" in err and f"(see impasto {name} --help)" in err, (name, err)
 
 
 def test_layers_and_presets(capsys):
