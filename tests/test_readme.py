@@ -1,15 +1,18 @@
-"""The README stays true: its options table is the config's, and its Python example runs.
+"""The README stays true: its options table is the config's, the defaults its prose states are the config's, and
+its Python example runs.
 
 Regenerate the table after changing StyleConfig: ``python tests/test_readme.py``.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from pathlib import Path
 
 from impasto.config import StyleConfig, field_docs
+from impasto.core.schedule import scale_sizes, steps_per_scale
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -39,6 +42,49 @@ def test_options_table_matches_the_config():
     m = _block(README.read_text())
     assert m, "README lacks the OPTIONS block"
     assert m.group(1) == options_table(), "README's options table is stale: run python tests/test_readme.py"
+
+
+def _section(text: str, title: str) -> str:
+    """A section's prose (from its heading to the next of any level), its line breaks and runs of spaces as one."""
+    m = re.search(rf"^#+ {re.escape(title)}\n(.*?)(?=^#)", text, re.S | re.M)
+    assert m, f"README lacks the section {title!r}"
+    return " ".join(m.group(1).split())
+
+
+def _stated(pattern: str, text: str, where: str) -> tuple[str, ...]:
+    m = re.search(pattern, text)
+    assert m, f"README's {where} no longer says {pattern!r}: state the default there again, or update this test"
+    return m.groups()
+
+
+def test_the_defaults_stated_in_prose_are_the_configs():
+    """Issue 28: "Why these defaults" said 200 + 50 steps and style weight 15 while the code said 80 + 40 and 20."""
+    text, cfg = README.read_text(), StyleConfig()
+    first = cfg.first_steps or 2 * cfg.steps
+    why = _section(text, "Why these defaults, per device")
+    start, first_n, later, total, size = map(int, _stated(
+        r"(\d+) px up to `size` in steps of √2, (\d+) Adam iterations on the first scale and (\d+) on each later one "
+        r"\((\d+) at (\d+) px\)", why, "Why these defaults"))
+    assert (start, first_n, later, size) == (cfg.start_size, first, cfg.steps, cfg.size)
+    assert cfg.optimizer == "adam" and math.isclose(cfg.scale_factor, math.sqrt(2))
+    sizes = scale_sizes((cfg.size, cfg.size), cfg.start_size, cfg.scale_factor)
+    assert total == sum(steps_per_scale(len(sizes), cfg.steps, cfg.first_steps, cfg.scale_steps))
+    (lr,) = _stated(r"Adam, lr ([\d.]+) on pixels", why, "Why these defaults")
+    assert float(lr) == cfg.lr
+    (weight,) = _stated(r"style weight ([\d.e+]+)", why, "Why these defaults")
+    assert float(weight) == cfg.style_weight
+    ratios, deep, content = _stated(r"style layers relu1_1…relu4_1 weighted ([\d.: ]+?) and relu5_1 at ([\d.]+), "
+                                    r"content (relu\d_\d)", why, "Why these defaults")
+    weights = [float(w) for w in ratios.split(":")] + [float(deep)]
+    assert list(cfg.style_layers) == list(zip(["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], weights))
+    assert cfg.content_layers == (content,)
+    (intro_start,) = _stated(r"coarse-to-fine \((\d+) px up to the final size in steps of √2\)",
+                             " ".join(text.split()), "introduction")
+    assert int(intro_start) == cfg.start_size
+    departs = _section(text, "Where impasto departs from Gatys et al. (2016)")
+    start2, ratio = _stated(r"coarse-to-fine from (\d+) px with Adam's moments carried to each scale and (\d+)× "
+                            r"iterations on the first scale", departs, "departures")
+    assert (int(start2), int(ratio) * cfg.steps) == (cfg.start_size, first)
 
 
 def test_python_example_runs(tmp_path, monkeypatch, content_img, style_img, style2_img):
