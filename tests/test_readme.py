@@ -87,18 +87,40 @@ def test_the_defaults_stated_in_prose_are_the_configs():
     assert (int(start2), int(ratio) * cfg.steps) == (cfg.start_size, first)
 
 
-def test_python_example_runs(tmp_path, monkeypatch, content_img, style_img, style2_img):
-    text = README.read_text()
-    code = re.search(r"## Python API\n\n```python\n(.*?)```", text, re.S).group(1)
-    code = code.replace("size=256, steps=30", "size=32, steps=2, start_size=None")  # tiny, for speed
+def _run_snippet(pattern: str, tiny: str, tmp_path: Path, monkeypatch, files: dict) -> dict:
+    """Run a README code block as written, in an empty folder with only ``files`` (tiny generated images) in it, at a
+    tiny size: the block's own ``size=256, steps=30`` replaced by ``tiny``."""
+    code = re.search(pattern, README.read_text(), re.S).group(1)
+    assert "size=256, steps=30" in code
+    code = code.replace("size=256, steps=30", tiny)
     monkeypatch.chdir(tmp_path)
-    for name, im in (("photo.jpg", content_img), ("starry_night.jpg", style_img), ("oil.jpg", style_img),
-                     ("ink.jpg", style2_img)):
+    for name, im in files.items():
         im.save(name)
     ns: dict = {}
     exec(compile(code, "README.md", "exec"), ns)
+    return ns
+
+
+def test_python_example_runs(tmp_path, monkeypatch, content_img, style_img, style2_img):
+    files = {"photo.jpg": content_img, "starry_night.jpg": style_img, "oil.jpg": style_img, "ink.jpg": style2_img}
+    ns = _run_snippet(r"## Python API\n\n```python\n(.*?)```", "size=32, steps=2, start_size=None", tmp_path,
+                      monkeypatch, files)
     assert ns["result"].status == "done" and (tmp_path / "out.png").exists()
     assert ns["variant"].pooling == "avg" and ns["classic"].steps == 100
+    shown = re.search(r"print\(result\.losses\) +# \{(.*?)\}", README.read_text()).group(1)
+    assert re.findall(r"'(\w+)'", shown) == list(ns["result"].losses)  # every key listed, in order (issue 28)
+    assert ns["result"].losses["temporal"] == 0  # as the README says of a still image
+
+
+def test_the_masks_example_runs_as_written(tmp_path, monkeypatch, content_img, style_img, style2_img):
+    """Issue 28: it named a face.png nobody had; it makes its keep mask as it makes the sky's (only the photo and the
+    paintings are given here)."""
+    files = {"photo.jpg": content_img, "starry_night.jpg": style_img, "the_scream.jpg": style2_img}
+    ns = _run_snippet(r"### Masks: a style per region.*?```python\n(.*?)```",
+                      "size=32, steps=2, start_size=None, progress=False", tmp_path, monkeypatch, files)
+    result = ns["result"]
+    assert result.status == "done" and (tmp_path / "regions.png").exists()
+    assert result.config.keep_mask == "face.png" and result.recipe["inputs"]["masks"] == ["<PIL image>"] * 2
 
 
 if __name__ == "__main__":
