@@ -87,6 +87,28 @@ def test_base_alone_runs_once(tmp_path: Path) -> None:
     assert [v.name for v in exp.variants] == ["base"]
 
 
+def test_an_override_makes_the_notes_say_what_ran() -> None:
+    """Issue 28: under `--steps 100`, report.toml's train4 note said "2000 steps" on the sheet; now its first line is
+    what ran. Notes that state nothing overridden (train2, or every note under --size) stay as written."""
+    from PIL import ImageDraw
+
+    from impasto.experiments.results import VariantResult
+    from impasto.experiments.sheet import _fonts, _label_rows
+
+    example = load_experiment(Path(__file__).resolve().parents[1] / "examples" / "report.toml")
+    ran = example.with_overrides(size=128, steps=100)
+    train4 = ran["train4"]
+    assert train4.config.steps == 100 and "2000 steps" in example["train4"].note
+    assert train4.note == f"[ran steps = 100, not 2000] {example['train4'].note}"
+    assert ran["train1"].note.startswith("[ran steps = 100, not 1000] baseline")  # its note says "1000 steps"
+    assert ran["train2"].note == example["train2"].note
+    assert [v.note for v in example.with_overrides(size=128).variants] == [v.note for v in example.variants]
+    rec = VariantResult("train4", train4.config, {"lr": 0.001}, "k", "train4", note=train4.note)
+    draw, fonts = ImageDraw.Draw(Image.new("RGB", (1, 1))), _fonts()
+    rows = [text for text, _, _ in _label_rows(draw, rec, {}, fonts.text, 128)]
+    assert "".join(rows).replace(" ", "").startswith("lr=0.001[ransteps=100,not2000]"), rows  # on the sheet
+
+
 def test_grid_is_a_cartesian_product(tmp_path: Path) -> None:
     exp = load_experiment(write(tmp_path, BASE + "[grid]\nstyle_weight = [1, 10, 100]\nlr = [0.01, 0.02]\n"))
     assert len(exp.variants) == 6
