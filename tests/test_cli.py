@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import subprocess
@@ -10,7 +11,7 @@ import sys
 import pytest
 from PIL import Image
 
-from impasto.cli import build_parser, default_output, main
+from impasto.cli import build_parser, default_output, main, repeat_command
 from impasto.config import FIELD_NAMES, PRESET_NOTES, PRESETS, StyleConfig, field_docs
 from impasto.errors import OutputError
 from impasto.flags import FIELD_GROUPS, GROUPS, config_flags, config_from_args
@@ -87,6 +88,29 @@ def test_argparse_errors_are_one_line(capsys):
         main(["stylize", "only-content.png"])
     assert e.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def _usage_error(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1, (argv, err)
+    return err
+
+
+def test_a_mistyped_flag_gets_the_closest_real_one_for_every_command(capsys):
+    """Issue 28: as the web API and config keys do. Every command's longest flag, a letter dropped from its middle."""
+    assert "did you mean --style-weight?" in _usage_error(["stylize", "c.png", "s.png", "--style-wieght", "30"], capsys)
+    assert "did you mean --style-weight?" in _usage_error(["stylize", "c.png", "s.png", "--style-wieght=30"], capsys)
+    assert "did you mean" not in _usage_error(["stylize", "c.png", "s.png", "--zzzzzz"], capsys)
+    assert "did you mean --version?" in _usage_error(["--verison"], capsys)
+    commands = next(a.choices for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"stylize", "recipe", "layers", "sweep"} <= set(commands)
+    for name, sub in commands.items():
+        flag = max((o for a in sub._actions for o in a.option_strings if o.startswith("--")), key=len)
+        typo = flag[: len(flag) // 2] + flag[len(flag) // 2 + 1 :]
+        err = _usage_error([name, typo], capsys)  # unrecognized, or a required argument missing: either says it
+        assert f"did you mean {flag}?" in err and f"(see impasto {name} --help)" in err, (name, err)
 
 
 def test_layers_and_presets(capsys):
@@ -174,6 +198,36 @@ def test_help_and_usage_errors_do_not_import_torch(tmp_path):
         assert run.stderr.splitlines()[-1] == f"exit {code} False", (argv, run.stderr)
 
 
+def test_a_missing_or_bad_input_is_reported_before_torch_loads(image_files, tmp_path):
+    """Issue 28: a mistyped path took 3-4 s (torch's import) to report; now as quick as a bad flag, in load_image's
+    words. Counted, not timed: ``torch`` is not in sys.modules after the error (a subprocess, a fresh interpreter)."""
+    from impasto.errors import ImageError
+    from impasto.io.images import load_image
+
+    probe = ("import sys, impasto.cli\n"
+             "code = impasto.cli.main(sys.argv[1:])\n"
+             "print('exit', code, 'torch' in sys.modules, file=sys.stderr)\n")
+    content, style = str(image_files["content"]), str(image_files["style"])
+    missing, empty, folder = tmp_path / "misspelt.png", tmp_path / "empty.png", tmp_path / "a folder"
+    empty.write_bytes(b"")
+    folder.mkdir()
+    out = str(tmp_path / "out.png")
+    for argv, bad in [(["stylize", str(missing), style, "-o", out], missing),
+                      (["stylize", content, style, str(empty), "-o", out], empty),
+                      (["stylize", str(folder), style], folder),
+                      (["batch", content, "--style", str(missing), "-o", str(tmp_path / "b")], missing),
+                      (["video", str(missing), style, "-o", str(tmp_path / "v.mp4")], missing),
+                      (["video", str(folder), str(empty), "-o", str(tmp_path / "v.mp4")], empty)]:
+        run = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=60)
+        *lines, last = run.stderr.splitlines()
+        assert last == "exit 2 False" and len(lines) == 1 and str(bad) in lines[0], (argv, run.stderr)
+        if argv[0] == "stylize":
+            with pytest.raises(ImageError) as e:
+                load_image(bad)
+            assert lines[0] == f"impasto: error: {e.value}"  # the words the engine would have said, 3-4 s later
+    assert not (tmp_path / "b").exists() and not (tmp_path / "out.png").exists()
+
+
 def test_the_package_loads_its_public_names_on_first_use():
     code = ("import sys, impasto\n"
             "assert 'torch' not in sys.modules and 'stylize' in dir(impasto) and 'sweep' in dir(impasto)\n"
@@ -249,6 +303,24 @@ def test_recipe_prints_a_command_that_runs_as_is(image_files, tmp_path, capsys):
     again = tmp_path / f"my photo-{image_files['style'].stem}.png"
     first, second = read_recipe(out)["config"], read_recipe(again)["config"]
     assert first == second
+
+
+def test_recipe_command_uses_absolute_paths_and_runs_from_another_folder(image_files, tmp_path, capsys, monkeypatch):
+    """Issue 28: inputs typed relative to one folder are repeated as absolute paths; URLs are left as they are."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["stylize", "content.png", "style.png", "-o", "first.png", *TINY]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["recipe", str(tmp_path / "first.png")]) == 0
+    words = shlex.split(capsys.readouterr().out.splitlines()[-1].removeprefix("to repeat: "))
+    assert words[2:4] == [str(image_files["content"]), str(image_files["style"])]
+    assert main([*words[1:], "-o", "again.png"]) == 0  # from another folder: the inputs are found
+    assert (elsewhere / "again.png").exists()
+    url = "https://example.org/a b.jpg"
+    line = repeat_command({"inputs": {"content": url, "styles": ["/x/my style.png"]}, "config": {}})
+    assert shlex.split(line)[2:4] == [url, "/x/my style.png"] and "'https://example.org/a b.jpg'" in line
 
 
 def test_default_output_beside_the_content_never_overwrites(tmp_path):

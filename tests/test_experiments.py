@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -85,6 +86,74 @@ def test_base_and_variants(tmp_path: Path) -> None:
 def test_base_alone_runs_once(tmp_path: Path) -> None:
     exp = load_experiment(write(tmp_path, BASE))
     assert [v.name for v in exp.variants] == ["base"]
+
+
+def test_an_override_makes_the_notes_say_what_ran() -> None:
+    """Issue 28: under `--steps 100`, report.toml's train4 note said "2000 steps" on the sheet; now its first line is
+    what ran. Notes that state nothing overridden (train2, or every note under --size) stay as written."""
+    from PIL import ImageDraw
+
+    from impasto.experiments.results import VariantResult
+    from impasto.experiments.sheet import _fonts, _label_rows
+
+    example = load_experiment(Path(__file__).resolve().parents[1] / "examples" / "report.toml")
+    ran = example.with_overrides(size=128, steps=100)
+    train4 = ran["train4"]
+    assert train4.config.steps == 100 and "2000 steps" in example["train4"].note
+    assert train4.note == f"[ran steps = 100, not 2000] {example['train4'].note}"
+    assert ran["train1"].note.startswith("[ran steps = 100, not 1000] baseline")  # its note says "1000 steps"
+    assert ran["train2"].note == example["train2"].note
+    assert [v.note for v in example.with_overrides(size=128).variants] == [v.note for v in example.variants]
+    rec = VariantResult("train4", train4.config, {"lr": 0.001}, "k", "train4", note=train4.note)
+    draw, fonts = ImageDraw.Draw(Image.new("RGB", (1, 1))), _fonts()
+    rows = [text for text, _, _ in _label_rows(draw, rec, {}, fonts.text, 128)]
+    assert "".join(rows).replace(" ", "").startswith("lr=0.001[ransteps=100,not2000]"), rows  # on the sheet
+
+
+def _min_content_width(table: str, css: str) -> float:
+    """A table's narrowest layout in px, as a browser's auto layout finds it: per column its widest unbreakable run
+    (text between spaces and <wbr>; a thumbnail at its width), plus the cells' padding from ``css``. Characters
+    are taken at 0.6 em of the table's font size, wider than system-ui's digits and lower case (about 0.55 em)."""
+    font = float(re.search(r"table \{[^}]*font-size: (\d+)px", css).group(1))
+    pad = 2 * float(re.search(r"th, td \{[^}]*padding: \d+px (\d+)px", css).group(1))
+    name_min = float(re.search(r"td\.name \{ min-width: ([\d.]+)em", css).group(1)) * font
+    widths: dict[int, float] = {}
+    for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S):
+        for i, (attrs, cell) in enumerate(re.findall(r"<t[hd]([^>]*)>(.*?)</t[hd]>", row, re.S)):
+            thumbs = [float(w) for w in re.findall(r'<img [^>]*width="(\d+)"', cell)]
+            text = re.sub(r"<br>|<wbr>", " ", cell)
+            text = html.unescape(re.sub(r"<[^>]+>", "", text))
+            w = max([len(piece) * 0.6 * font for piece in text.split()] + thumbs + [0])
+            w = max(w, name_min) if 'class="name"' in attrs else w
+            widths[i] = max(widths.get(i, 0), w + pad)
+    return sum(widths.values())
+
+
+def test_the_report_table_fits_a_1280_px_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 28: report.toml's table was wider than a 1280 px window. Its narrowest layout now fits the page's column
+    (the body's max-width); a sweep with more columns scrolls inside its own box, never the page."""
+    from impasto.experiments import report
+    from impasto.experiments.results import SweepResult, VariantResult
+    from impasto.experiments.spec import differences
+    from impasto.io.images import LoadedImage
+
+    exp = load_experiment(Path(__file__).resolve().parents[1] / "examples" / "report.toml").with_overrides(steps=100)
+    picture = Image.new("RGB", (512, 384), "white")
+    history = [{"step": 280, "scale": 4, "time": 1.0, "total": 1.2345e7, "content": 5.907e-13, "style": 1.7745,
+                "tv": 0.0, "temporal": 0.0}]
+    variants = [VariantResult(v.name, v.config, differences(v.config, exp.base), "0" * 16, v.name, note=v.note,
+                              status="cancelled", steps_done=1000, total_steps=1000, elapsed=12345.6, batch_size=8,
+                              peak_memory=12345 * 2**20, history=history, image=picture) for v in exp.variants]
+    result = SweepResult(exp, Path("out"), variants, LoadedImage(picture, "photo.jpg"),
+                         [LoadedImage(picture, "starry_night.jpg")], overrides={"steps": 100}, status="done")
+    monkeypatch.setattr(report.findings, "page", lambda result: [])  # the findings measure pictures: not here
+    page = report.page(result, b"", {})
+    css = re.search(r"<style>(.*?)</style>", page, re.S).group(1)
+    body = float(re.search(r"body \{[^}]*max-width: (\d+)px", css).group(1))
+    assert body <= 1280 - 2 * 16 - 17  # its margins and a scroll bar: the page's column fits the window
+    tables = re.findall(r'<div class="wide"><table>(.*?)</table></div>', page, re.S)
+    assert len(tables) == page.count("<table>") == 1 and re.search(r"\.wide \{[^}]*overflow-x: auto", css)
+    assert _min_content_width(tables[0], css) <= body, _min_content_width(tables[0], css)
 
 
 def test_grid_is_a_cartesian_product(tmp_path: Path) -> None:

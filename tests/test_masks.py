@@ -343,25 +343,6 @@ def test_cli_masks_with_coarse_to_fine_and_colour_preservation(tmp_path, image_f
     assert "mask colours: #ffffff → " in capsys.readouterr().err
 
 
-def test_the_readmes_masks_example_runs(tmp_path, monkeypatch, content_img, style_img, style2_img):
-    import re
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    code = re.search(r"### Masks: a style per region.*?```python\n(.*?)```", text, re.S).group(1)
-    code = code.replace("size=256, steps=30", "size=32, steps=2, start_size=None, progress=False")  # tiny
-    monkeypatch.chdir(tmp_path)
-    for name, im in (("photo.jpg", content_img), ("starry_night.jpg", style_img), ("the_scream.jpg", style2_img)):
-        im.save(name)
-    k = np.zeros((48, 64))
-    k[10:20, 10:20] = 1
-    grey(k).save("face.png")
-    ns: dict = {}
-    exec(compile(code, "README.md", "exec"), ns)
-    assert ns["result"].status == "done" and (tmp_path / "regions.png").exists()
-    assert ns["result"].config.keep_mask == "face.png" and ns["result"].recipe["inputs"]["masks"] == ["<PIL image>"] * 2
-
-
 def test_a_sweep_varies_the_masks_in_one_batch(tmp_path, image_files):
     from impasto.experiments.spec import parse_experiment
 

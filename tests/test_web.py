@@ -480,6 +480,53 @@ def test_the_docs_need_nothing_from_elsewhere(client):
     assert "SwaggerUIBundle" in client.get("/docs-assets/swagger-ui-bundle.js").text[:5000]
 
 
+def test_redoc_loads_no_logo_from_elsewhere(client):
+    """Issue 28: ReDoc's sidebar fetched Redocly's logo from cdn.redoc.ly. The script /redoc loads no longer names
+    it (the packaged one does: this test would see it), and the page allows images from this server only."""
+    from impasto.web.docs import assets_dir
+
+    logo = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+    assert logo in (assets_dir() / "redoc.standalone.js").read_bytes()  # what there is to take out
+    page = client.get("/redoc")
+    scripts = re.findall(r"<script src=\"([^\"]+)\"", page.text)
+    assert scripts and all(s.startswith("/") and not s.startswith("//") for s in scripts)
+    for src in scripts:
+        code = client.get(src)
+        assert code.status_code == 200 and code.headers["content-type"].startswith("text/javascript")
+        assert not re.findall(rb"""src:\s*["']https?://""", code.content), src  # no image, frame or script from elsewhere
+        assert b"cdn." not in code.content and b"googleapis" not in code.content
+    assert page.headers["content-security-policy"] == "img-src 'self' data:"
+
+
+def test_the_json_answers_have_examples_with_the_real_keys(client, pngs):
+    """Issue 28: ReDoc showed an empty sample for every JSON answer. Each now has an example, and the examples have
+    the keys of real answers (a job run here), so they cannot drift."""
+    from impasto.web import examples as ex
+
+    spec = client.get("/openapi.json").json()
+    for path, methods in spec["paths"].items():
+        for method, op in methods.items():
+            for code, answer in op["responses"].items():  # FastAPI's own 422 has a schema, and ReDoc draws it
+                if code != "422" and "application/json" in answer.get("content", {}):
+                    assert answer["content"]["application/json"].get("example"), (method, path, code)
+    job = submit(client, pngs).json()
+    assert set(job) == set(ex.QUEUED) and set(job["urls"]) == set(ex.QUEUED["urls"])
+    done = wait_for(client, job["id"], ended, "ended")
+    assert done["status"] == "done", done
+    assert set(done) == set(ex.WITH_HISTORY) and set(done["config"]) == set(ex.WITH_HISTORY["config"])
+    assert set(done["losses"]) == set(ex.DONE["losses"]) and set(done["inputs"]) == set(ex.DONE["inputs"])
+    assert [set(h) for h in done["history"]] == [set(h) for h in ex.WITH_HISTORY["history"]][:1] * len(done["history"])
+    assert set(client.get("/api/jobs").json()["jobs"][0]) == set(ex.DONE)
+    assert set(client.get("/api/health").json()) == set(ex.HEALTH)
+    settings = spec["paths"]["/api/settings"]["get"]["responses"]["200"]["content"]["application/json"]["example"]
+    assert settings.keys() == client.get("/api/settings").json().keys()
+    refused = client.post(f"/api/jobs/{job['id']}/cancel").json()
+    cancel = spec["paths"]["/api/jobs/{job_id}/cancel"]["post"]["responses"]["409"]["content"]["application/json"]
+    assert refused == cancel["example"]  # the job is done: the very words
+    assert client.get("/api/jobs/AAAAAAAAAAAAAAAAAAAAAA").json() == ex.NO_SUCH_JOB["content"]["application/json"][
+        "example"]
+
+
 def test_delete_removes_only_that_jobs_folder(tmp_path, pngs):
     results = tmp_path / "results"
     (tmp_path / "outside").mkdir()

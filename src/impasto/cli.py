@@ -9,6 +9,7 @@ saved; continue with ``--resume``).
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib.util
 import itertools
 import json
@@ -43,8 +44,34 @@ EXAMPLES = """examples:
 """
 
 class _Parser(argparse.ArgumentParser):
+    _words: Sequence[str] = ()
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self._words = list(sys.argv[1:] if args is None else args)  # for error(): a missing flag may be a mistyped one
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage and two lines)
+        close = close_flags(self, self._words) if message.startswith("the following arguments are required") else {}
+        if close:  # --outptu o.mp4 is why -o/--output is missing
+            message += "; " + "; ".join(f"{w} is no flag: did you mean {f}?" for w, f in close.items())
         self.exit(2, f"impasto: error: {message} (see {self.prog} --help)\n")
+
+
+def close_flags(parser: argparse.ArgumentParser, words: Sequence[str]) -> dict[str, str]:
+    """The words that look like flags of ``parser`` but are none of them (``--style-wieght``), each with the closest
+    real flag (``--style-weight``), as the web API and the config keys suggest; those with none close are left out."""
+    flags = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+    unknown = [w.split("=", 1)[0] for w in itertools.takewhile(lambda w: w != "--", words) if w.startswith("--")]
+    unknown = [w for w in unknown if not any(f.startswith(w) for f in flags)]  # argparse takes unique prefixes
+    return {w: m[0] for w in unknown for m in [difflib.get_close_matches(w, flags, n=1)] if m}
+
+
+def _refuse_unknown(parser: argparse.ArgumentParser, args: argparse.Namespace, extras: Sequence[str]) -> NoReturn:
+    """argparse's 'unrecognized arguments', said by the command's own parser, with the closest real flags."""
+    commands = next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
+    own = commands.get(getattr(args, "command", None)) or parser  # the subcommand's flags, not the top level's
+    close = list(dict.fromkeys(close_flags(own, extras).values()))
+    own.error(f"unrecognized arguments: {' '.join(extras)}" + (f"; did you mean {' and '.join(close)}?" if close else ""))
 
 
 def _stem(source: str) -> str:
@@ -106,13 +133,15 @@ def install_stop(stop: Any) -> Callable[[], None]:
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
-    from .io.files import check_output
+    from .io.files import check_input, check_output
 
     cfg = config_from_args(args)  # a bad setting is a usage error, found before torch is imported
     if args.output is None:  # a new name beside the content: never overwrites, so --force changes nothing
         out = check_output(default_output(args.content, args.styles, resume=args.resume), force=args.resume)
     else:
         out = check_output(args.output, force=args.force or args.resume)  # before any work, and before OUT.ckpt
+    for source in (args.content, *args.styles):
+        check_input(source)  # a mistyped path is found before torch is imported (3-4 s), as a bad flag is
     from .api import StopToken, resume_state, stylize
 
     ckpt = out.with_name(out.name + ".ckpt")
@@ -325,7 +354,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        _refuse_unknown(parser, args, extras)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

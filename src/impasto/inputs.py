@@ -18,6 +18,7 @@ from .core.guides import resize_guide
 from .core.objective import Guides
 from .core.targets import resize, style_size
 from .errors import ConfigError
+from .io.fetch import is_url
 from .io.images import LoadedImage, load_image, pil_to_tensor, resize_exact
 from .masks import prepare_masks
 
@@ -29,6 +30,14 @@ MAX_SIDE = 16384  # the largest side a config may ask for (config._check_sizes)
 def style_list(styles: Sequence[ImageLike] | ImageLike) -> list[ImageLike]:
     """One style or several → a list (a path, an image or a tensor is one style)."""
     return [styles] if isinstance(styles, SINGLE) else list(styles)
+
+
+def recorded_name(source: ImageLike, loaded: LoadedImage) -> str:
+    """An input's name for the recipe: a local file as an absolute path, so that ``impasto recipe``'s command runs
+    from any folder (issue 28); a URL or an in-memory image keeps the name it was loaded with."""
+    if isinstance(source, (str, os.PathLike)) and not is_url(os.fspath(source)):
+        return os.path.abspath(os.fspath(source))
+    return loaded.name
 
 
 def final_size(content: Image.Image, cfg: StyleConfig) -> tuple[int, int]:
@@ -106,7 +115,7 @@ def prepare(content: ImageLike, styles: Sequence[ImageLike] | ImageLike, cfgs: S
         engine_content = colour.luminance(content_t)
         style_ts = [colour.match_luminance(colour.luminance(s), engine_content) for s in style_ts]
         inits = [colour.luminance(i) if i is not None else None for i in inits]
-    names = {"content": c_img.name, "styles": [s.name for s in s_imgs]}
+    names = {"content": recorded_name(content, c_img), "styles": [recorded_name(s, i) for s, i in zip(styles, s_imgs)]}
     notes = c_img.notes + [n for s in s_imgs for n in s.notes]
     m = prepare_masks(cfgs, (h, w), [s.name for s in s_imgs], [tuple(s.shape[-2:]) for s in style_ts],  # type: ignore[misc]
                       device, masks)

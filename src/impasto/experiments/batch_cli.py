@@ -49,13 +49,17 @@ def add_parser(subparsers: Any) -> None:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
+    from ..flags import config_from_args
+    from .sources import expand
+
+    cfg = config_from_args(args)
+    expand(args.contents, "content images")  # a mistyped path is found before torch is imported, as a bad flag is
+    expand(args.styles, "style images")
     from ..api import StopToken
     from ..cli import install_stop
-    from ..flags import config_from_args
     from .batch_job import batch
     from .cluster import executor_from_args
 
-    cfg = config_from_args(args)
     executor = executor_from_args(args)
     stop = StopToken()
     restore = install_stop(stop)

@@ -19,7 +19,6 @@ Like a sweep's runner this module plans and is the only writer; executors only r
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -39,10 +38,9 @@ from ..io.recipe import save_image
 from .batch_sheet import MAX_ROWS, THUMB, render_batch_sheet
 from .executors import Batch, BatchOutcome, Executor, LocalExecutor
 from .results import SweepStep
+from .sources import expand
 from .spec import slug
 from .store import write_json
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
 @dataclass
@@ -84,39 +82,6 @@ class BatchJob:
     @property
     def ran(self) -> list[str]:
         return [p.name for p in self.pairs if not p.skipped and p.status != "queued"]
-
-
-def expand(items: Sequence[str | os.PathLike[str]], what: str) -> list[str]:
-    """Files, folders (their images, sorted) and globs → paths; URLs as they are. Nothing found is an error."""
-    out: list[str] = []
-    for item in items:
-        text = os.fspath(item)
-        if is_url(text):
-            out.append(text)
-        elif Path(text).is_dir():
-            found = sorted(str(p) for p in Path(text).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            if not found:
-                raise ImageError(f"{text}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})")
-            out += found
-        elif any(c in text for c in "*?[") and not Path(text).exists():
-            found = sorted(p for p in glob.glob(text, recursive=True) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise ImageError(f"{text}: matches no image files")
-            out += found
-        elif not Path(text).is_file():
-            raise ImageError(f"{text}: no such file (give files, folders, globs or URLs)")
-        else:
-            out.append(text)
-    if not out:
-        raise ConfigError(f"no {what} given")
-    seen: set[str] = set()
-    unique = []
-    for text in out:  # each once, in order (the same file named two ways, too)
-        key = text if is_url(text) else os.path.realpath(text)
-        if key not in seen:
-            seen.add(key)
-            unique.append(text)
-    return unique
 
 
 def _stem(source: str) -> str:

@@ -216,11 +216,11 @@ def markdown(result: SweepResult, terms: list[str], missing: str = "") -> str:
 CSS = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
-th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: middle; }
-th { background: #f4f4f4; } tr.base td { color: #777; font-style: italic; }
+th, td { border-bottom: 1px solid #ddd; padding: 4px 5px; text-align: left; vertical-align: middle; }
+th { background: #f4f4f4; vertical-align: bottom; } tr.base td { color: #777; font-style: italic; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; } img.thumb { height: 56px; max-width: none; } figure { margin: 1em 0; }
-td.name { min-width: 14em; } .wide { overflow-x: auto; }
+td.name { min-width: 12em; } .wide { overflow-x: auto; max-width: 100%; }
 pre { background: #f6f6f6; padding: .8em; overflow-x: auto; } .muted { color: #777; }
 """
 
@@ -236,7 +236,18 @@ def _thumb(v: VariantResult) -> str:
     im.thumbnail((112, 112), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     im.save(buf, "PNG")
-    return f'<img class="thumb" alt="{html.escape(v.name)}" src="{_data_uri(buf.getvalue(), "image/png")}">'
+    w = max(1, round(56 * im.width / im.height))  # its size before it loads: the table is laid out once
+    return (f'<img class="thumb" width="{w}" height="56" alt="{html.escape(v.name)}" '
+            f'src="{_data_uri(buf.getvalue(), "image/png")}">')
+
+
+def _breakable(text: str, after: str) -> str:
+    """``text`` escaped, with a line-break opportunity after each of the characters ``after``: the variants table
+    fits a 1280 px window (issue 28), and a wider one scrolls in its own box (``.wide``), never the page."""
+    out = html.escape(text)
+    for c in after:
+        out = out.replace(c, c + "<wbr>")
+    return out
 
 
 def page(result: SweepResult, sheet_png: bytes, svgs: dict[str, bytes], missing: str = "") -> str:
@@ -253,7 +264,7 @@ def page(result: SweepResult, sheet_png: bytes, svgs: dict[str, bytes], missing:
         out.append(f"<p>{esc(exp.description.strip())}</p>")
     out.append(f"<p>{esc(_intro(result))}</p>")
     out += ["<h2>Variants</h2>", '<div class="wide"><table><thead><tr><th></th>']
-    out += [f"<th>{esc(h)}</th>" for h in header]
+    out += [f"<th>{_breakable(h, '_')}</th>" for h in header]  # content_<wbr>weight: narrow columns
     out.append("</tr></thead><tbody>")
     notes = {v.name: v.note for v in result.variants}
     for row in table:
@@ -263,8 +274,8 @@ def page(result: SweepResult, sheet_png: bytes, svgs: dict[str, bytes], missing:
             if h == "variant":
                 note = f'<br><span class="muted">{esc(notes[cell])}</span>' if notes.get(cell) else ""
                 out.append(f'<td class="name"><b>{esc(cell)}</b>{note}</td>')
-            else:  # long values (layer tables) may wrap after their commas
-                out.append(f'<td{" class=num" if h in numeric else ""}>{esc(cell).replace(",", ",<wbr>")}</td>')
+            else:  # long values (layer tables, per-layer weights 0.5/0.4/…) may wrap after their commas and slashes
+                out.append(f'<td{" class=num" if h in numeric else ""}>{_breakable(cell, ",/")}</td>')
         out.append("</tr>")
     out.append("</tbody></table></div>")
     out.append("<ul class=muted>" + "".join(f"<li>{esc(n)}</li>" for n in _notes(result)) + "</ul>")

@@ -87,7 +87,7 @@ class Experiment:
         if unknown:
             raise ConfigError(f"unknown setting {unknown[0]!r}{suggest(unknown[0], FIELD_NAMES)}", key=unknown[0])
         base = self.base.replace(**changes)
-        variants = tuple(dataclasses.replace(v, config=v.config.replace(**changes)) for v in self.variants)
+        variants = tuple(_overridden(v, v.config.replace(**changes)) for v in self.variants)
         return dataclasses.replace(self, base=base, variants=variants)
 
     def __getitem__(self, name: str) -> Variant:
@@ -96,6 +96,20 @@ class Experiment:
                 return v
         names = [v.name for v in self.variants]
         raise KeyError(f"no variant {name!r}{suggest(name, names)}")
+
+
+def _overridden(v: Variant, cfg: StyleConfig) -> Variant:
+    """``v`` on ``cfg``; where an override replaced a value that the variant set itself or that its note states
+    (train4's "2000 steps" under --steps 100), the note first says what ran: it is the sheet's first line."""
+    def said(x: Any) -> str:
+        return f"{x:g}" if isinstance(x, float) else str(x)
+
+    gone = [(k, said(getattr(v.config, k)), said(getattr(cfg, k))) for k in FIELD_NAMES
+            if getattr(v.config, k) != getattr(cfg, k)]
+    gone = [(k, a, b) for k, a, b in gone
+            if k in v.overrides or re.search(rf"(?<![\w.]){re.escape(a)}(?!\w|\.\d)", v.note)]
+    ran = ", ".join(f"{k} = {b}, not {a}" for k, a, b in gone)
+    return dataclasses.replace(v, config=cfg, note=f"[ran {ran}] {v.note}".strip() if ran else v.note)
 
 
 def load_experiment(path: str | os.PathLike[str], *, max_variants: int = MAX_VARIANTS) -> Experiment:

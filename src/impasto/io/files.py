@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import OutputError, WriteError
+from ..errors import ImageError, OutputError, WriteError
 from .fetch import is_url
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -111,6 +111,24 @@ def path_problem(path: str | os.PathLike[str]) -> str | None:
     if not os.access(text, os.R_OK):
         return "permission denied (the file is not readable)"
     return None
+
+
+def check_input(source: str | os.PathLike[str], name: str | None = None) -> None:
+    """An input image's path checked as ``load_image`` checks it (a non-empty, readable regular file), never opened;
+    an ImageError naming the problem if not. URLs pass (they are fetched when loaded). The CLI calls this before it
+    imports torch, so that a mistyped path is as quick an error as a mistyped flag."""
+    text = os.fspath(source)
+    if is_url(text):
+        return
+    name = text if name is None else name
+    problem = path_problem(text)
+    if problem is not None:
+        raise ImageError(f"{name}: {problem}" + ("; check the path" if problem == "no such file" else ""))
+    try:
+        if os.path.getsize(text) == 0:
+            raise ImageError(f"{name}: the file is empty (0 bytes)")
+    except OSError as e:
+        raise ImageError(f"{name}: cannot be read ({os_reason(e)})") from None
 
 
 def _folder_problem(folder: Path) -> str | None:

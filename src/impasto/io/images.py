@@ -24,7 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..errors import ImageError
 from . import shrink
 from .fetch import is_url, read_url
-from .files import os_reason, path_problem
+from .files import check_input, os_reason
 from .tensors import tensor_image
 
 MIN_SIDE = 8
@@ -118,14 +118,7 @@ def _readable(source: str | os.PathLike[str] | bytes, name: str) -> Any:
         if not source:
             raise ImageError(f"{name}: no data (0 bytes)")
         return io.BytesIO(source)
-    problem = path_problem(source)
-    if problem is not None:
-        raise ImageError(f"{name}: {problem}" + ("; check the path" if problem == "no such file" else ""))
-    try:
-        if os.path.getsize(source) == 0:
-            raise ImageError(f"{name}: the file is empty (0 bytes)")
-    except OSError as e:
-        raise ImageError(f"{name}: cannot be read ({os_reason(e)})") from None
+    check_input(source, name)  # the CLI runs the same check before it imports torch
     return Path(source)
 
 

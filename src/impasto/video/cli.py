@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
+from ..errors import ImageError
 from ..flags import add_config_flags, config_from_args, config_groups
 from .settings import FLOWS, INITS, LATER_STEPS
 
@@ -101,6 +103,13 @@ def add_parser(subparsers: Any) -> None:
 
 def cmd_video(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)  # a bad setting is a usage error, found before torch is imported
+    from ..io.files import check_input, path_problem
+
+    problem = None if Path(args.input).is_dir() else path_problem(args.input)  # a file or a folder of frames
+    if problem is not None:  # as read_clip says it, but before torch is imported (3-4 s), as a bad flag is
+        raise ImageError(f"{args.input}: {problem}")
+    for source in args.styles:
+        check_input(source)
     from ..cli import install_stop
     from .settings import VideoSettings
 

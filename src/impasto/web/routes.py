@@ -24,6 +24,7 @@ from ..config import PRESETS, PreserveColor, StyleConfig, field_docs
 from ..errors import OutputError, WriteError
 from ..io.images import read_header
 from . import MissingExtra
+from . import examples as ex
 from .budget import DecodeBudget
 from .forms import SERVER_FIELDS, Limits, decoded, parse_config
 from .jobs import Job, JobQueue
@@ -97,7 +98,7 @@ def page() -> FileResponse:
     return FileResponse(STATIC / "index.html", headers={**PAGE_HEADERS, "Cache-Control": "no-cache"})
 
 
-@router.get("/api/health", summary="Is the server up; what is it running")
+@router.get("/api/health", summary="Is the server up; what is it running", responses={200: ex.answer(ex.HEALTH)})
 def health(queue: Queue) -> dict[str, Any]:
     jobs = queue.jobs(limit=10_000)
     return {"status": "ok", "impasto": __version__, "device": queue.device,
@@ -105,8 +106,7 @@ def health(queue: Queue) -> dict[str, Any]:
             "running": next((j.id for j in jobs if j.status == "running"), None)}
 
 
-@router.get("/api/settings", summary="Defaults, presets, choices, help texts and this server's limits")
-def settings(limits: RequestLimits) -> dict[str, Any]:
+def settings_answer(limits: Limits) -> dict[str, Any]:
     return {"defaults": StyleConfig().to_dict(), "presets": PRESETS,
             "choices": {"preserve_color": get_args(PreserveColor)},
             "statuses": {"all": list(STATUSES), "final": [s for s in STATUSES if s in FINAL]},
@@ -114,8 +114,17 @@ def settings(limits: RequestLimits) -> dict[str, Any]:
             "help": field_docs(), "limits": asdict(limits), "server_fields": sorted(SERVER_FIELDS)}
 
 
+@router.get("/api/settings", summary="Defaults, presets, choices, help texts and this server's limits",
+            responses={200: ex.answer(settings_answer(Limits()))})  # the answer itself, at the default limits
+def settings(limits: RequestLimits) -> dict[str, Any]:
+    return settings_answer(limits)
+
+
 # -- jobs -------------------------------------------------------------------------------------------------------------
-@router.post("/api/jobs", status_code=201, summary="Queue a job: content image, style images, settings")
+@router.post("/api/jobs", status_code=201, summary="Queue a job: content image, style images, settings",
+             responses={201: ex.answer(ex.QUEUED), 422: ex.refusal(
+                 "optimizer = 'adm' is invalid: choose one of adam, lbfgs (did you mean 'adam'?)",
+                 "A setting, an image or a mask that cannot be used (400: config is not a JSON object)")})
 async def submit(
     queue: Queue,
     limits: RequestLimits,
@@ -141,18 +150,22 @@ async def submit(
     return JSONResponse(describe(queue, job), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
 
 
-@router.get("/api/jobs", summary="Recent jobs, newest first (the gallery)")
+@router.get("/api/jobs", summary="Recent jobs, newest first (the gallery)",
+            responses={200: ex.answer({"jobs": [ex.RUNNING, ex.DONE]})})
 def list_jobs(queue: Queue, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
     return {"jobs": [describe(queue, j) for j in queue.jobs(limit)]}
 
 
-@router.get("/api/jobs/{job_id}", summary="A job's status, step, losses, position, timings and loss history")
+@router.get("/api/jobs/{job_id}", summary="A job's status, step, losses, position, timings and loss history",
+            responses={200: ex.answer(ex.WITH_HISTORY), 404: ex.NO_SUCH_JOB})
 def get_job(queue: Queue, job_id: str) -> dict[str, Any]:
     return describe(queue, find(queue, job_id), history=True)
 
 
 @router.post("/api/jobs/{job_id}/cancel", status_code=202, summary="Cancel a job (queued: at once; running: after "
-                                                                    "its current step, keeping the image so far)")
+                                                                    "its current step, keeping the image so far)",
+             responses={202: ex.answer(ex.RUNNING), 404: ex.NO_SUCH_JOB, 409: ex.refusal(
+                 "the job has already ended (done); nothing to cancel", "The job had already ended")})
 def cancel(queue: Queue, job_id: str) -> dict[str, Any]:
     job = find(queue, job_id)
     if not queue.cancel(job):
@@ -161,7 +174,10 @@ def cancel(queue: Queue, job_id: str) -> dict[str, Any]:
 
 
 @router.delete("/api/jobs/{job_id}", status_code=204, response_class=Response,
-               summary="Delete an ended job: its inputs, result and history (409 while queued or running)")
+               summary="Delete an ended job: its inputs, result and history (409 while queued or running)",
+               responses={404: ex.NO_SUCH_JOB, 409: ex.refusal(
+                   "the job is running: cancel it first (POST /api/jobs/{id}/cancel), then delete it",
+                   "The job is queued or running")})
 def delete(queue: Queue, job_id: str) -> Response:
     job = find(queue, job_id)
     try:
