@@ -303,6 +303,24 @@ Quick-test overrides of every column: {esc(json.dumps(figures["overrides"]) if f
 """
 
 
+def meter_rows(rows: dict[str, dict[str, dict]], labels: list[str]) -> str:
+    """Each rendered picture's meter figures (and copying, on portraits), in place; → the meter's name."""
+    meter_name = ""
+    for pair, cells in rows.items():
+        meter_name, measure = make_meter(*pair_files(pair))
+        copying = copying_meter(pair)
+        for col in ("jcjohnson", *labels):
+            if "file" in cells.get(col, {}):
+                cells[col]["meter"] = measure(Path(cells[col]["file"]))
+                if copying is not None:
+                    cells[col]["meter"]["copying"] = copying(Path(cells[col]["file"]))
+        if copying is not None:  # the photo's own share: what a picture that copies nothing scores
+            cells["content"]["about"] = f"copying {copying(Path(cells['content']['file'])):.3f} (the photo's)"
+        if pair in TUNED:
+            cells["style"]["about"] = "tuned on"
+    return meter_name
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pairs", nargs="+", default=DEFAULT_PAIRS, metavar="PHOTO+STYLE")
@@ -350,19 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             if hit is not None:
                 cells[label] = hit
         rows[pair] = cells
-    meter_name = ""
-    for pair, cells in rows.items():
-        meter_name, measure = make_meter(*pair_files(pair))
-        copying = copying_meter(pair)
-        for col in ("jcjohnson", *labels):
-            if "file" in cells.get(col, {}):
-                cells[col]["meter"] = measure(Path(cells[col]["file"]))
-                if copying is not None:
-                    cells[col]["meter"]["copying"] = copying(Path(cells[col]["file"]))
-        if copying is not None:  # the photo's own share: what a picture that copies nothing scores
-            cells["content"]["about"] = f"copying {copying(Path(cells['content']['file'])):.3f} (the photo's)"
-        if pair in TUNED:
-            cells["style"]["about"] = "tuned on"
+    meter_name = meter_rows(rows, labels)
     figures = {"machine": machine(), "code": code, "meter": meter_name, "measures": list(MEASURES),
                "timing": "cpu/wall: the stylize call in its child (process_cpu/process_wall: the whole child)",
                "old_defaults": OLD_DEFAULTS, "overrides": overrides(a),

@@ -143,18 +143,3 @@ def paint(photo: Image.Image, seed: int = 0) -> Image.Image:
     relief = np.asarray(canvas.convert("L").filter(ImageFilter.EMBOSS), dtype=np.float64) - 128
     out = np.asarray(canvas, dtype=np.float64) + 0.4 * relief[..., None]
     return Image.fromarray(out.clip(0, 255).astype(np.uint8))
-
-
-def made_style(name: str) -> Path:
-    path = GALLERY / "styles" / f"{name}.png"
-    if not path.exists():
-        try:
-            from skimage import data
-        except ImportError:
-            raise SystemExit("the portrait styles need scikit-image: pip install scikit-image") from None
-        photo = Image.fromarray(data.astronaut())
-        if name == "portrait_face":
-            photo = photo.crop((150, 20, 330, 240))  # the face and helmet rim
-        path.parent.mkdir(parents=True, exist_ok=True)
-        paint(photo).save(path)
-    return path

@@ -36,7 +36,6 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Device = str  # "auto", "cpu", "cuda", "cuda:1", "mps"
 
 
-
 @dataclass(frozen=True)
 class StyleConfig:
     """One style-transfer run. All fields are keyword-only; defaults are the fast CPU recipe (see README)."""
@@ -104,17 +103,15 @@ class StyleConfig:
     """How losses are normalised (see README): ``relative`` (impasto), ``classic`` (the PyTorch exercise),
     ``jcjohnson`` (neural-style)."""
     style_loss: StyleLossKind = "gram"
-    """``gram`` (Gatys), ``wasserstein`` (means and covariances, W2 between Gaussians; needs ``loss_norm`` relative)
-    or ``neighbour`` (per location: each takes its nearest style feature, after Kolkin et al. 2022; no object of the
-    painting is forced into the photo)."""
+    """``gram`` (Gatys), ``wasserstein`` (W2 between Gaussians of the features) or ``neighbour`` (per location: each
+    takes its nearest style feature, Kolkin et al. 2022; no object of the painting is forced into the photo)."""
     neighbour_mix: float = 0.75
     """Neighbour loss: the photo's share of the image the neighbours are searched with (the rest is the current
     result); 1: the photo alone (the most faithful), lower: the result drifts further into the painting."""
     neighbour_refresh: int = 0
     """Neighbour loss: search the neighbours again every N steps at the last scale (0: once at each scale's start)."""
     neighbour_rotations: bool = False
-    """Neighbour loss: also search the style images turned by 90°, 180° and 270° (more strokes to choose from;
-    about 4× the search's cost)."""
+    """Neighbour loss: also search the style images turned by 90°, 180° and 270° (about 4× the search's cost)."""
     param: Param = "rgb"
     """What the optimiser moves: pixels in [0, 1], clamped after each step (``rgb``), or ImageNet-normalised pixels,
     unclamped, as the classic exercise did (``normalized``)."""
@@ -316,15 +313,11 @@ def _check_options(c: StyleConfig) -> None:
         raise invalid("neighbour_mix", c.neighbour_mix, "must be between 0 (the result alone) and 1 (the photo alone)")
     if c.neighbour_refresh < 0:
         raise invalid("neighbour_refresh", c.neighbour_refresh, "must be >= 0 (0: once a scale)")
-    if c.style_loss == "neighbour" and c.loss_norm != "relative":
-        raise ConfigError(f"style_loss = 'neighbour' is invalid with loss_norm = {c.loss_norm!r}: the neighbour loss is "
-                          "a cosine distance, the same under every convention; set loss_norm = 'relative'",
-                          key="style_loss")
-    if c.style_loss == "wasserstein" and c.loss_norm != "relative":
-        # W2 is always normalised like the relative Gram loss, while the recipe records loss_norm as the convention.
-        raise ConfigError(f"style_loss = 'wasserstein' is invalid with loss_norm = {c.loss_norm!r}: W2 is always "
-                          "normalised like the relative Gram loss; set loss_norm = 'relative' or style_loss = 'gram'",
-                          key="style_loss")
+    why = {"neighbour": "the neighbour loss is a cosine distance, the same under every convention",  # the recipe
+           "wasserstein": "W2 is always normalised like the relative Gram loss"}.get(c.style_loss)  # records loss_norm
+    if why and c.loss_norm != "relative":
+        raise ConfigError(f"style_loss = {c.style_loss!r} is invalid with loss_norm = {c.loss_norm!r}: {why}; set "
+                          "loss_norm = 'relative' or style_loss = 'gram'", key="style_loss")
 
 
 def _check_masks(c: StyleConfig) -> None:  # masks.py checks what needs the images (counts, empty regions)

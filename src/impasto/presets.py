@@ -57,8 +57,7 @@ PRESET_NOTES: dict[str, str] = {
     "default": "impasto's fast recipe: coarse to fine from 128 px, Adam on pixels, relative losses",
     "preview": "a quick look at the full size in a quarter of the default's time, to try settings before a run",
     "quality": "the longer schedule, at 2.4x the default's time: finer brushwork, for a picture to keep",
-    "neighbour": "style by neighbours: each part of the photo takes the nearest paint of the painting; no object "
-                 "of a portrait (an eye, a mouth) is forced into the photo",
+    "neighbour": "style by neighbours: each part takes the painting's nearest paint; no eye of a portrait lands",
     "gatys-adam": "the classic PyTorch exercise as the report ran it: 400 px short side, styles stretched, "
                   "1000 Adam steps",
     "gatys-lbfgs": "jcjohnson/neural-style's defaults: one scale, 1000 L-BFGS steps from Gaussian noise",

@@ -20,8 +20,16 @@ from collections.abc import Callable, Sequence
 import torch
 
 from . import tiling
-from .neighbours import (GRID_LAYER, cosine_distance, grid_shape, hypercolumns, layer_scales, nearest, principal,
-                         subsample)
+from .neighbours import (
+    GRID_LAYER,
+    cosine_distance,
+    grid_shape,
+    hypercolumns,
+    layer_scales,
+    nearest,
+    principal,
+    subsample,
+)
 from .terms import Box, Features, Term, TermContext
 
 MAX_STYLE = 16384  # style locations searched at most (a strided subsample beyond): bounds the search's cost
