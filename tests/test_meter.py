@@ -197,3 +197,23 @@ def test_the_readme_meter_example_runs(images: dict[str, Image.Image], tmp_path:
     exec(code.replace("size=400", f"size={SIZE}"), scope)  # a small meter: the same code
     d = scope["d"]
     assert isinstance(d, Distances) and d.content > 0 and d.colour > 0
+
+
+def test_copying_sees_a_part_of_the_painting_pasted_into_the_photo() -> None:
+    """A 'face' (a distinctive patch) marked in the painting: pasted into the photo, the share of the picture's
+    locations whose nearest painting location lies in it jumps; the photo alone scores about nothing."""
+    rng = np.random.default_rng(4)
+    painting = np.full((128, 128, 3), 200, np.uint8)
+    painting[..., 2] = rng.integers(150, 250, (128, 128))  # a bluish wash
+    face = (rng.random((48, 48, 3)) * 255).astype(np.uint8)  # a busy, colourful patch: the painting's "face"
+    painting[16:64, 64:112] = face
+    photo = np.asarray(sample_content(128, 128, seed=5)).copy()
+    pasted = photo.copy()
+    pasted[40:104, 20:84] = np.asarray(Image.fromarray(face).resize((64, 64)))
+    meter = Meter(Image.fromarray(photo), Image.fromarray(painting), size=128)
+    box = [(0.5, 0.125, 0.875, 0.5)]
+    clean, copied = meter.copying(Image.fromarray(photo), box), meter.copying(Image.fromarray(pasted), box)
+    assert copied > clean + 0.1 and copied > 0.15, (clean, copied)
+    assert meter.copying(Image.fromarray(pasted), [(0.0, 0.6, 0.2, 1.0)]) < copied  # another part: not the patch
+    with pytest.raises(impasto.ConfigError, match="style = 3"):
+        meter.copying(Image.fromarray(photo), box, style=3)

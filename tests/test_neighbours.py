@@ -221,12 +221,13 @@ def _mask(path, w, h, side):
     {"neighbour_rotations": True, "neighbour_refresh": 2, "neighbour_mix": 0.5},
     {"preserve_color": "luminance"},
     {"preserve_color": "histogram", "style_scale": 0.5},
+    {"preserve_color": "palette"},
     {"two": True, "style_blend": (0.3, 0.7)},
     {"two": True, "masks": True, "keep": True},
     {"style_masks": True},
     {"tile_size": 64, "size": 144},
     {"optimizer": "lbfgs", "lr": 1.0},
-], ids=["plain", "rotations-refresh-mix", "luminance", "histogram-scale", "blend", "masks-keep", "style-masks",
+], ids=["plain", "rotations-refresh-mix", "luminance", "histogram-scale", "palette", "blend", "masks-keep", "style-masks",
         "tiles", "lbfgs"])
 def test_every_option_runs_coarse_to_fine_with_neighbours(image_files, tmp_path, options):
     options = dict(options)
@@ -269,3 +270,22 @@ def test_a_video_runs_by_neighbours_with_its_temporal_term(tmp_path, style_img):
                                  later_steps=2, progress=False, style_loss="neighbour")
     assert done.status == "done" and done.frames == 3
     assert done.records[-1]["losses"]["temporal"] > 0 and done.records[-1]["losses"]["style"] > 0
+
+
+def test_the_palette_finish_keeps_the_results_luminance_and_takes_the_styles_chroma_statistics():
+    from impasto.core import colour
+
+    g = torch.Generator().manual_seed(17)
+    content = 0.3 + 0.4 * torch.rand(1, 3, 32, 40, generator=g)
+    style = torch.stack([0.5 + 0.1 * torch.randn(24, 24, generator=g), 0.45 + 0.05 * torch.randn(24, 24, generator=g),
+                         0.35 + 0.08 * torch.randn(24, 24, generator=g)])[None].clamp(0, 1)
+    result = 0.3 + 0.4 * torch.rand(1, 3, 32, 40, generator=g)
+    out = colour.in_palette(result, content, colour.chroma_stats([style]))
+    y = lambda x: colour.rgb_to_ycbcr(x)[:, 0]  # noqa: E731
+    assert torch.allclose(y(out), y(result), atol=1e-4)  # the result's luminance
+    mean, cov = colour.chroma_stats([out])
+    want_mean, want_cov = colour.chroma_stats([style])
+    assert torch.allclose(mean, want_mean, atol=2e-3) and torch.allclose(cov, want_cov, atol=2e-4, rtol=0.05)
+    # the photo's layout: the output's chroma is an increasing affine function of the photo's (per channel, here)
+    cc, oc = colour.rgb_to_ycbcr(content)[0, 1].flatten(), colour.rgb_to_ycbcr(out)[0, 1].flatten()
+    assert float(torch.corrcoef(torch.stack([cc, oc]))[0, 1]) > 0.9

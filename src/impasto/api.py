@@ -139,7 +139,7 @@ def _observer(cfgs: Sequence[StyleConfig], prepared: Prepared, state: RunState, 
 
         def as_pil(i: int = step.index) -> Image.Image:
             return tensor_to_pil(postprocess(cfg, state.images[i].detach().clone(), prepared.content_rgb,
-                                             _keep(prepared, i)))
+                                             _keep(prepared, i), prepared.palette))
 
         eta = progress.update(step)
         if cfg.save_every and step.step % cfg.save_every == 0:
@@ -243,7 +243,8 @@ def stylize_batch(
     elapsed = time.perf_counter() - t0
     results = []
     for i, cfg in enumerate(cfgs):
-        img = tensor_to_pil(postprocess(cfg, state.images[i], prepared.content_rgb, _keep(prepared, i)))
+        img = tensor_to_pil(postprocess(cfg, state.images[i], prepared.content_rgb, _keep(prepared, i),
+                                        prepared.palette))
         results.append(Result(image=img, config=cfg, history=state.history[i], status=state.item_status(i),
                               message=state.item_message(i), elapsed=elapsed,
                               recipe=recipe(cfg, device, prepared, state, i, elapsed), state=state,

@@ -28,7 +28,7 @@ Pooling = Literal["max", "avg"]
 LossNorm = Literal["relative", "classic", "jcjohnson"]
 StyleLossKind = Literal["gram", "wasserstein", "neighbour"]
 Param = Literal["rgb", "normalized"]
-PreserveColor = Literal["none", "luminance", "histogram"]
+PreserveColor = Literal["none", "luminance", "histogram", "palette"]
 MaskRule = Literal["inside", "simple"]
 SizeSide = Literal["long", "short"]
 StyleFit = Literal["keep", "stretch"]
@@ -121,7 +121,8 @@ class StyleConfig:
     """Early stop at a scale when the loss improves by less than this fraction over 20 steps; None: off."""
     preserve_color: PreserveColor = "none"
     """``luminance``: transfer on luminance only and keep the content's colours; ``histogram``: give the styles the
-    content's colour statistics first; ``none``."""
+    content's colour statistics first; ``palette``: the photo's colour layout in the painting's palette (NNST's
+    finish); ``none``."""
     masks: tuple[ImagePath, ...] | None = None
     """One mask per style image, in order: where each style goes (white or opaque); any size. Overlaps share."""
     mask_colors: ImagePath | None = None

@@ -66,6 +66,7 @@ class FrameRunner:
                                     transform=style_transform(config), rule=config.mask_rule,
                                     fit=config.style_fit, side=config.size_side)
         self.guides, self.keep = prepared.guides, (prepared.keeps or [None])[0]  # masks: the same for every frame
+        self.palette = prepared.palette
         self.model = load_vgg(config.weights, config.pooling, str(self.device))
         self.precision = resolve_precision(config.precision, self.device)
 
@@ -98,7 +99,7 @@ class FrameRunner:
             state = initial_state(content, [cfg], [init])
 
         def render() -> Image.Image:
-            return tensor_to_pil(postprocess(cfg, state.images[0].detach().clone(), rgb, self.keep))
+            return tensor_to_pil(postprocess(cfg, state.images[0].detach().clone(), rgb, self.keep, self.palette))
 
         def on_step(step: Step) -> None:
             if callback is not None:
@@ -111,6 +112,6 @@ class FrameRunner:
         image = state.images[0].detach()
         if tuple(image.shape[-2:]) != self.size:  # stopped before the last scale: not a finished frame anyway
             image = torch.nn.functional.interpolate(image, size=self.size, mode="bilinear", align_corners=False)
-        picture = tensor_to_pil(postprocess(cfg, image, rgb, self.keep))
+        picture = tensor_to_pil(postprocess(cfg, image, rgb, self.keep, self.palette))
         return FrameOutcome(image, picture, state, state.history[0], state.item_status(0), state.item_message(0),
                             time.perf_counter() - t0, time.process_time() - c0)

@@ -76,6 +76,7 @@ class Prepared:
     guides: Guides | None = None  # masks (impasto/masks.py): regions and a content guide, at the final size
     keeps: list[torch.Tensor | None] = field(default_factory=list)  # per run: the photo composited over the result
     style_guides: list[torch.Tensor | None] | None = None  # per style image: the part of it to take the style from
+    palette: tuple[torch.Tensor, torch.Tensor] | None = None  # preserve_color="palette": the styles' chroma stats
 
 
 def _check_blends(cfgs: Sequence[StyleConfig], n_styles: int) -> None:
@@ -119,8 +120,9 @@ def prepare(content: ImageLike, styles: Sequence[ImageLike] | ImageLike, cfgs: S
     notes = c_img.notes + [n for s in s_imgs for n in s.notes]
     m = prepare_masks(cfgs, (h, w), [s.name for s in s_imgs], [tuple(s.shape[-2:]) for s in style_ts],  # type: ignore[misc]
                       device, masks)
+    palette = colour.chroma_stats(style_ts) if c0.preserve_color == "palette" else None
     return Prepared(engine_content, content_t, style_ts, inits, {**names, **m.names},
-                    fingerprint(content_pil, *style_pils), notes + m.notes, m.guides, m.keeps, m.style_guides)
+                    fingerprint(content_pil, *style_pils), notes + m.notes, m.guides, m.keeps, m.style_guides, palette)
 
 
 def style_transform(cfg: StyleConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
@@ -130,14 +132,18 @@ def style_transform(cfg: StyleConfig) -> Callable[[torch.Tensor, torch.Tensor], 
 
 
 def postprocess(cfg: StyleConfig, img: torch.Tensor, content_rgb: torch.Tensor,
-                keep: torch.Tensor | None = None) -> torch.Tensor:
+                keep: torch.Tensor | None = None, palette: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> torch.Tensor:
     """Engine output (3|1×3, h, w) → final RGB (3, h, w). Luminance-only transfer puts the content's chroma back,
     taken from the content resized to the image: at a coarse scale (a preview, a snapshot, a stop) the image is
-    smaller than the final size. A ``keep`` mask (1, 1, H, W; feathered) composites the photo over the result."""
+    smaller than the final size. ``palette`` (the styles' chroma statistics): the photo's colours carried into the
+    painting's palette (``preserve_color = "palette"``). A ``keep`` mask (1, 1, H, W; feathered) composites the photo over the result."""
     batch = img.unsqueeze(0) if img.dim() == 3 else img
     size: tuple[int, int] = tuple(batch.shape[-2:])  # type: ignore[assignment]
     if cfg.preserve_color == "luminance":
         batch = colour.with_chroma_of(batch, resize(content_rgb, size))
+    if cfg.preserve_color == "palette" and palette is not None:  # the photo's colour layout, the styles' palette
+        batch = colour.in_palette(batch, resize(content_rgb, size), palette)
     if keep is not None:
         k = resize_guide(keep, size).to(batch)
         batch = k * resize(content_rgb, size).to(batch) + (1 - k) * batch

@@ -67,3 +67,31 @@ def match_histogram(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     flat = source[0].double().reshape(3, -1)
     out = transform @ (flat - mu_s) + mu_t
     return out.reshape(source.shape).to(source.dtype).clamp(0, 1)
+
+
+def chroma_stats(images: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The chroma (Cb, Cr) of all the images' pixels pooled: mean (2, 1) and covariance (2, 2), float64."""
+    flat = torch.cat([rgb_to_ycbcr(i.double())[0, 1:].reshape(2, -1) for i in images], dim=1)
+    mean = flat.mean(1, keepdim=True)
+    centred = flat - mean
+    return mean, centred @ centred.T / flat.shape[1]
+
+
+def in_palette(result: torch.Tensor, content: torch.Tensor, palette: tuple[torch.Tensor, torch.Tensor]
+               ) -> torch.Tensor:
+    """NNST's colour finish (Kolkin et al. 2022): the result's luminance, and the photo's chroma carried affinely
+    into the painting's palette: the photo's colour layout (what is red stays the reddest) with the chroma mean and
+    covariance of the style images (``chroma_stats``). ``result`` (B, 3, H, W), ``content`` (1, 3, H, W).
+
+    Departure: NNST works in OkLab and smooths the chroma with a bilateral filter guided by the luminance; here
+    YCbCr (the colour module's space) and no filter (the photo's chroma is already aligned with its edges)."""
+    y = rgb_to_ycbcr(result)[:, :1]
+    c = rgb_to_ycbcr(content.double())[0, 1:]  # (2, H, W)
+    flat = c.reshape(2, -1)
+    mu_c = flat.mean(1, keepdim=True)
+    centred = flat - mu_c
+    cov_c = centred @ centred.T / flat.shape[1] + 1e-6 * torch.eye(2, dtype=flat.dtype)  # a grey photo: no blow-up
+    mu_s, cov_s = palette
+    transform = _sqrtm(cov_s.double()) @ _sqrtm(cov_c, inverse=True)
+    cbcr = (transform @ centred + mu_s.double()).reshape(1, 2, *c.shape[-2:]).to(y.dtype)
+    return ycbcr_to_rgb(torch.cat([y, cbcr.expand(y.shape[0], -1, -1, -1)], dim=1)).clamp(0, 1)
