@@ -281,7 +281,7 @@ def test_the_palette_finish_keeps_the_results_luminance_and_takes_the_styles_chr
                          0.35 + 0.08 * torch.randn(24, 24, generator=g)])[None].clamp(0, 1)
     result = 0.3 + 0.4 * torch.rand(1, 3, 32, 40, generator=g)
     out = colour.in_palette(result, content, colour.chroma_stats([style]))
-    y = lambda x: colour.rgb_to_ycbcr(x)[:, 0]  # noqa: E731
+    y = lambda x: colour.rgb_to_ycbcr(x)[:, 0]
     assert torch.allclose(y(out), y(result), atol=1e-4)  # the result's luminance
     mean, cov = colour.chroma_stats([out])
     want_mean, want_cov = colour.chroma_stats([style])
@@ -289,3 +289,10 @@ def test_the_palette_finish_keeps_the_results_luminance_and_takes_the_styles_chr
     # the photo's layout: the output's chroma is an increasing affine function of the photo's (per channel, here)
     cc, oc = colour.rgb_to_ycbcr(content)[0, 1].flatten(), colour.rgb_to_ycbcr(out)[0, 1].flatten()
     assert float(torch.corrcoef(torch.stack([cc, oc]))[0, 1]) > 0.9
+
+
+def test_the_demo_paints_with_a_preset(tmp_path):
+    from impasto.cli import main
+
+    assert main(["demo", "--size", "48", "--steps", "1", "--preset", "neighbour", "-o", str(tmp_path)]) == 0
+    assert read_recipe(tmp_path / "demo_result.png")["config"]["style_loss"] == "neighbour"

@@ -264,7 +264,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     save_image(sample_content(), content)  # 384x288, painted procedurally
     save_image(sample_style(), style)  # 384x384
     t0 = time.perf_counter()
-    overrides = {k: v for k, v in (("size", args.size), ("steps", args.steps), ("device", args.device)) if v}
+    overrides = {k: v for k, v in (("size", args.size), ("steps", args.steps), ("device", args.device),
+                                   ("preset", args.preset)) if v}
     # The saved files, not the images in memory: the result's recipe then names them ('impasto recipe' repeats it).
     stylize(str(content), str(style), progress=True, output=result_path, **overrides)
     print(f"impasto: painted {content} in the manner of {style} → {result_path} "
@@ -326,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="iterations per scale, twice that at the first [default: impasto's, "
                    "40]")
     p.add_argument("--device", help="auto, cpu, cuda, mps [default: auto]")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="paint it with a preset, e.g. neighbour [default: none, "
+                   "impasto's defaults]")
     p.set_defaults(func=cmd_demo)
 
     for package, name in (("experiments", "cli"), ("experiments", "batch_cli"), ("web", "cli"),
