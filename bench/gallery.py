@@ -2,12 +2,16 @@
 presets, on many content/style pairs, with the quality meter's figures and each run's CPU and wall seconds under
 every picture: one HTML page, one PNG contact sheet and a JSON of the figures, in bench/out/gallery/.
 
-    python bench/gallery.py                                  # the default 8 pairs, old and new defaults
-    python bench/gallery.py --also gatys-lbfgs quality preview --look
+    python bench/gallery.py                                  # the 21 pairs of bench/pairs.py, old and new defaults
+    python bench/gallery.py --size 256 --drop old --also neighbour --look   # Gram defaults against neighbours
     python bench/gallery.py --only new --force               # after changing the defaults: redo the new column only
-    python bench/gallery.py --size 64 --steps 5 --pairs golden_gate+starry_night tubingen+portrait   # a quick test
+    python bench/gallery.py --size 64 --steps 5 --pairs golden_gate+starry_night golden_gate+portrait  # quick test
 
-Each picture is rendered in a child process of its own, one at a time, and cached under renders/PAIR/KEY.png by its
+The pairs (bench/pairs.py) come from public repositories' example inputs (fetched by hand into
+$IMPASTO_GALLERY_INPUTS, see bench/pairs.py), ../shared/images and scikit-image; a pair whose inputs are not there
+is skipped with a note. Under each picture of a portrait painting with its faces marked, ``copying``: the share of
+the picture's relu4_1 locations whose nearest painting location lies in a face (impasto.api.Meter.copying), beside
+the photo's own share. Each picture is rendered in a child process of its own, one at a time, and cached under renders/PAIR/KEY.png by its
 config's key: rerunning after a change to the new defaults does not redo the old defaults' pictures (``--force``
 does). The ``portrait`` styles are scikit-image's astronaut photo (NASA, public domain), painted by a deterministic
 filter here (``pip install scikit-image``: a bench-only dependency); they test leakage: eyes or faces from the style

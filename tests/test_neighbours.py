@@ -18,6 +18,7 @@ from impasto.core.optimize import optimize
 from impasto.core.targets import StyleTargets
 from impasto.errors import ConfigError
 from impasto.io.recipe import read_recipe
+from impasto.presets import NEIGHBOUR_LAYERS
 from impasto.weights import load_vgg
 
 NB = dict(style_loss="neighbour", precision="fp32")
@@ -116,29 +117,31 @@ def test_a_region_never_takes_a_neighbour_from_another_regions_style(vgg):
         return y.grad[..., :160 - 2 * tiling.reach("relu4_1")]  # beyond the reach of the right region's locations
 
     a, b = left_gradient(blue), left_gradient(torch.flip(blue, (-1,)) * 0.3 + 0.5)
-    assert a.abs().max() > 0 and torch.equal(a, b)
+    # equal up to float32 rounding (oneDNN's convolution backward sums in blocks): when the left region's loss did
+    # depend on the other style (as when the layers were normalised by the styles' norms) they differed by ~10%
+    assert a.abs().max() > 0 and torch.allclose(a, b, rtol=1e-3, atol=1e-5 * float(a.abs().max()))
 
 
 def test_a_style_mask_limits_the_neighbours_to_its_part(vgg):
-    content = torch.zeros(1, 3, 64, 64)
+    content = torch.zeros(1, 3, 64, 128)  # the style's size: it is not resized
     content[:, 2] = 0.8  # blue: the style's blue half would be nearer
     style = torch.zeros(1, 3, 64, 128)
     style[:, 0, :, :64] = rand(64, 64, seed=11)
     style[:, 2, :, 64:] = rand(64, 64, seed=12)
     marked = torch.zeros(1, 1, 64, 128)
     marked[..., :64] = 1
-    cfg = StyleConfig(size=64, start_size=None, steps=1, **NB)
+    cfg = StyleConfig(size=128, start_size=None, steps=1, **NB)
     for guide, want_red in ((marked, True), (None, False)):
         obj = objective(vgg, content, [style], [cfg], style_guides=[guide])
         obj.prepare(content)
         term = next(t for t in obj.active if t.name == "style")
         rows = term._style[0]
         # every target is one of the style rows (unit length); red rows come from the left half
-        feats = vgg(style, LAYERS)
-        hc = N.hypercolumns(feats, LAYERS, term.factors, N.grid_shape(64, 128))[0]  # (D, 16, 32)
+        feats = vgg(style, term.layers)
+        hc = N.hypercolumns(feats, term.layers, term.factors, N.grid_shape(64, 128))[0]  # (D, 16, 32)
         hc = hc / hc.norm(dim=0, keepdim=True)
-        t = term._targets(term.index)[0, 0].flatten(1)  # (D, 256)
-        sim = hc.flatten(1).t() @ t  # (512 style locations, 256 targets)
+        t = term._targets(term.index)[0, 0].flatten(1)  # (D, 512)
+        sim = hc.flatten(1).t() @ t  # (512 style locations, 512 targets)
         from_left = sim.argmax(0) % 32 < 16
         assert bool(from_left.all()) == want_red, (guide is None, float(from_left.float().mean()))
         assert rows.shape[0] == (16 * 16 if guide is not None else 16 * 32)
@@ -176,7 +179,7 @@ def test_tiles_give_the_whole_images_neighbour_loss_and_gradient(vgg64):
 def test_the_neighbour_loss_gradient_passes_a_float64_gradcheck(vgg64):
     content = rand(1, 3, 16, 16, seed=13).double()
     style = rand(1, 3, 16, 24, seed=14).double()
-    cfg = StyleConfig(size=16, start_size=None, steps=1, content_weight=0.0, **NB)
+    cfg = StyleConfig(size=16, start_size=None, steps=1, content_weight=0.0, style_layers=NEIGHBOUR_LAYERS, **NB)
     obj = objective(vgg64, content, [style], [cfg])
     obj.prepare(content)
     x = (content * 0.8 + 0.1).requires_grad_(True)
@@ -210,8 +213,10 @@ def _mask(path, w, h, side):
     a = np.zeros((h, w), np.uint8)
     if side == "left":
         a[:, : w // 2] = 255
-    else:
+    elif side == "right":
         a[:, w // 2:] = 255
+    else:  # a square in the middle
+        a[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = 255
     Image.fromarray(a, "L").save(path)
     return path
 
@@ -236,7 +241,7 @@ def test_every_option_runs_coarse_to_fine_with_neighbours(image_files, tmp_path,
     if options.pop("masks", False):
         kw["masks"] = (str(_mask(tmp_path / "l.png", 64, 48, "left")), str(_mask(tmp_path / "r.png", 64, 48, "right")))
     if options.pop("keep", False):
-        kw["keep_mask"] = str(_mask(tmp_path / "k.png", 64, 48, "left"))
+        kw["keep_mask"] = str(_mask(tmp_path / "k.png", 64, 48, "middle"))
         kw["masks"] = (str(_mask(tmp_path / "l.png", 64, 48, "left")), str(_mask(tmp_path / "r.png", 64, 48, "right")))
     if options.pop("style_masks", False):
         kw["style_masks"] = (str(_mask(tmp_path / "s.png", 48, 48, "left")),)
