@@ -28,7 +28,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # impasto's previous, longer schedule (200 steps at the first scale, 100 at each later one) with today's layers.
     "quality": {"first_steps": 200, "steps": 100},
     # Style by neighbours (Kolkin et al. 2022): each location of the result takes its nearest style feature.
-    "neighbour": {"style_loss": "neighbour", "style_layers": NEIGHBOUR_LAYERS},
+    # Its colours are NNST's finish (preserve_color "palette"): the loss matches shapes and strokes more than hues,
+    # and left to it a pencil drawing painted a photo's water blue (bench/gallery.py).
+    "neighbour": {"style_loss": "neighbour", "style_layers": NEIGHBOUR_LAYERS, "preserve_color": "palette"},
     # The classic PyTorch exercise exactly as the report (../shared/reference/seed-report.txt) ran its base train:
     # load_image's transforms.Resize(400) sets the short side, each style is stretched to the content's (H, W)
     # (load_image(style, shape=content.shape[-2:])), 1000 steps of optim.Adam([target], lr=0.003) with PyTorch's
