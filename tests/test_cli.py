@@ -168,7 +168,7 @@ def test_stylize_help_is_grouped_with_choices_flags_and_readable_defaults(capsys
             assert " ".join(docs[name].replace("``", "").split()[:2]) in " ".join(sections[GROUPS[group]].split())
     common = sections[GROUPS["common"]]
     assert common.index("--output") < common.index("--preset") < common.index("--size") < common.index("--seed")
-    assert "--optimizer {adam,lbfgs}" in text and "--preserve-color {none,luminance,histogram}" in text
+    assert "--optimizer {adam,lbfgs}" in text and "--preserve-color {none,luminance,histogram,palette}" in text
     assert "[default: √2 ≈ 1.414]" in text and "1.4142135623730951" not in text
     assert "``" not in text and "None" not in text
     assert "--checkpoint, --no-checkpoint" in text and "CHECKPOINT" not in text
