@@ -289,10 +289,11 @@ def page(figures: dict[str, Any], labels: list[str]) -> str:
                 pic = f'<a href="{esc(str(Path(cell["file"]).relative_to(GALLERY)))}">{pic}</a>'
             tds.append(f"<td>{pic}<br>{'<br>'.join(esc(t) for t in caption(cell))}</td>")
         body.append(f"<tr><th>{esc(pair)}</th>{''.join(tds)}</tr>")
-    old = figures["configs"]["old"]["config"]
+    base = "old" if "old" in figures["configs"] else next(iter(figures["configs"]))  # --drop old: the first column
+    old = figures["configs"][base]["config"]
     diffs = "".join(f"<li><b>{esc(lab)}</b>: " + esc(", ".join(f"{k} = {v!r}" for k, v in c["config"].items()
                                                              if k not in ("device",) and old.get(k) != v) or "the same")
-                    + "</li>" for lab, c in figures["configs"].items() if lab != "old")
+                    + "</li>" for lab, c in figures["configs"].items() if lab != base)
     return f"""<!doctype html><meta charset="utf-8"><title>impasto gallery</title>
 <style>body{{font:13px sans-serif}} td,th{{vertical-align:top;padding:4px;text-align:left}}
 img{{max-width:320px;max-height:260px}} .blank{{width:320px;height:240px;background:#eee}}</style>
