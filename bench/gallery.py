@@ -5,10 +5,10 @@ every picture: one HTML page, one PNG contact sheet and a JSON of the figures, i
     python bench/gallery.py                                  # the 21 pairs of bench/pairs.py, old and new defaults
     python bench/gallery.py --size 256 --drop old --also neighbour --look   # Gram defaults against neighbours
     python bench/gallery.py --only new --force               # after changing the defaults: redo the new column only
-    python bench/gallery.py --size 64 --steps 5 --pairs golden_gate+starry_night golden_gate+portrait  # quick test
+    python bench/gallery.py --size 64 --steps 5 --pairs fjord+portrait owls+brushstrokes  # a quick test
 
 The pairs (bench/pairs.py) come from public repositories' example inputs (fetched by hand into
-$IMPASTO_GALLERY_INPUTS, see bench/pairs.py), ../shared/images and scikit-image; a pair whose inputs are not there
+$IMPASTO_GALLERY_INPUTS, see bench/pairs.py), and scikit-image; a pair whose inputs are not there
 is skipped with a note. Under each picture of a portrait painting with its faces marked, ``copying``: the share of
 the picture's relu4_1 locations whose nearest painting location lies in a face (impasto.api.Meter.copying), beside
 the photo's own share. Each picture is rendered in a child process of its own, one at a time, and cached under renders/PAIR/KEY.png by its

@@ -7,7 +7,7 @@ with the ``torch.mm`` calibration and the host's CPU flags beside them. ``--tile
 2048 px with 1024 px tiles, a few steps at the final scale only (that it works, its peak memory, its search time).
 The pictures go to bench/out/neighbour/ (look at them: the Gram and neighbour runs side by side).
 
-    python bench/neighbour.py                                       # 512 px, golden_gate + the_scream
+    python bench/neighbour.py                                       # 512 px, fjord + antimonocromatismo
     python bench/neighbour.py --content C.jpg --style S.jpg --size 512 --tiles
     python bench/neighbour.py --size 256 --set steps=10             # a quick look
 """
@@ -22,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import IMAGES, OUT, machine, mm_gflops, write_json
+from common import OUT, machine, mm_gflops, write_json
+from pairs import INPUTS
 
 
 def cpu_flags() -> str:
@@ -83,8 +84,8 @@ def parse_set(items: list[str]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--content", default=str(IMAGES / "golden_gate.jpg"))
-    ap.add_argument("--style", default=str(IMAGES / "the_scream.jpg"))
+    ap.add_argument("--content", default=str(INPUTS / "nnst" / "C7.png"), help="default: fjord (bench/pairs.py)")
+    ap.add_argument("--style", default=str(INPUTS / "adain" / "antimonocromatismo.jpg"))
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--set", nargs="*", default=[], help="extra settings for both runs, e.g. steps=10")
     ap.add_argument("--tiles", action="store_true", help="also 2048 px with 1024 px tiles (a few final-scale steps)")

@@ -1,4 +1,4 @@
-"""The gallery's pairs: photos and paintings from public repositories' example inputs, ../shared/images and
+"""The gallery's pairs: photos and paintings from public repositories' example inputs and
 scikit-image, with the faces of the portrait paintings marked by hand (for the meter's ``copying``).
 
 Bench-only data, never committed. The fetched inputs live under ``$IMPASTO_GALLERY_INPUTS`` (default
@@ -12,9 +12,8 @@ bench/out/inputs), one folder per repository, laid out as their example folders 
     cp STROTSS/{content_im,style_im}.jpg $IMPASTO_GALLERY_INPUTS/strotss/
     cp AdaIN-style/input/{content,style}/* $IMPASTO_GALLERY_INPUTS/adain/
 
-jcjohnson/neural-style's example inputs are held out for an independent evaluation: none of them is a pair here
-except the two of ../shared/images that have jcjohnson's published outputs (AdaIN-style's brad_pitt,
-picasso_self_portrait, woman_with_hat_matisse and picasso_seated_nude_hr are jcjohnson's too: left out).
+jcjohnson/neural-style's example inputs are held out for an independent evaluation: none of them is named here,
+including ../shared/images (taken from them) and AdaIN-style's copies of them.
 """
 
 from __future__ import annotations
@@ -25,15 +24,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from common import IMAGES, OUT
+from common import OUT
 
 INPUTS = Path(os.environ.get("IMPASTO_GALLERY_INPUTS", OUT / "inputs"))
 
-# name → (where, file); where: "shared" (../shared/images), "made" (painted by bench/gallery.py from skimage),
+# name → (where, file); where: "made" (painted by bench/gallery.py from skimage),
 # "skimage" (a photo scikit-image ships), or a folder under INPUTS.
 FILES = {
     # photos
-    "golden_gate": ("shared", "golden_gate.jpg"), "tubingen": ("shared", "tubingen.jpg"),
     "butterfly": ("nnst", "C1.png"), "reichstag": ("nnst", "C2.png"), "rugby": ("nnst", "C3.png"),
     "bouquet": ("nnst", "C4.png"), "yosemite": ("nnst", "C5.png"), "farmhouse": ("nnst", "C6.png"),
     "fjord": ("nnst", "C7.png"), "owls": ("strotss", "content_im.jpg"), "chicago": ("adain", "chicago.jpg"),
@@ -41,7 +39,6 @@ FILES = {
     # photos of faces
     "avril": ("adain", "avril.jpg"), "blonde_girl": ("adain", "blonde_girl.jpg"), "astronaut": ("skimage", "astronaut"),
     # paintings and drawings
-    "starry_night": ("shared", "starry_night.jpg"), "the_scream": ("shared", "the_scream.jpg"),
     "landscape_oil": ("nnst", "S1.jpg"), "arches_drawing": ("nnst", "S2.jpg"), "fire": ("nnst", "S5.jpg"),
     "street_scene": ("nnst", "S7.jpg"), "flower_still_life": ("strotss", "style_im.jpg"),
     "contrast_of_forms": ("adain", "contrast_of_forms.jpg"), "brushstrokes": ("adain", "brushstrokes.jpg"),
@@ -68,8 +65,8 @@ TUNED = ("butterfly+landscape_oil", "farmhouse+face_sketch", "chicago+antimonocr
 PAIRS = [
     *TUNED,
     # a portrait's faces must not land in a photo
-    "golden_gate+antimonocromatismo", "golden_gate+pencil_portrait", "golden_gate+face_sketch",
-    "golden_gate+portrait", "tubingen+antimonocromatismo", "reichstag+la_muse", "yosemite+peasant_dress",
+    "reichstag+antimonocromatismo", "reichstag+pencil_portrait", "sailboat+face_sketch",
+    "fjord+portrait", "cornell+antimonocromatismo", "reichstag+la_muse", "yosemite+peasant_dress",
     "fjord+antimonocromatismo", "cornell+cubist_figure", "sailboat+la_muse",
     # faces painted with portraits and figures
     "avril+la_muse", "blonde_girl+antimonocromatismo", "astronaut+pencil_portrait", "avril+cubist_figure",
@@ -77,17 +74,14 @@ PAIRS = [
     # other paintings
     "bouquet+flower_still_life", "owls+brushstrokes", "modern+contrast_of_forms",
 ]
-# More pairs for longer sittings (``--pairs``); jcjohnson's own pairs, golden_gate+starry_night and
-# tubingen+the_scream, are held out with the rest of its inputs.
-MORE = ["rugby+arches_drawing", "tubingen+street_scene", "astronaut+starry_night", "chicago+fire"]
+# More pairs for longer sittings (``--pairs``).
+MORE = ["rugby+arches_drawing", "chicago+street_scene", "astronaut+fire"]
 
 
 def resolve(name: str, made) -> Path | None:  # type: ignore[no-untyped-def]
     """A name's file, or None when it is not there (its repository not fetched)."""
     where, file = FILES[name]
-    if where == "shared":
-        path = IMAGES / file
-    elif where == "made":
+    if where == "made":
         return made(file)
     elif where == "skimage":
         path = OUT / "gallery" / "photos" / f"{file}.png"
