@@ -184,6 +184,11 @@ class Objective:
         """Steps between two ``prepare`` calls at the last scale (0: only at each scale's start)."""
         return max((t.refresh for t in self.active), default=0)
 
+    @property
+    def prepares(self) -> bool:
+        """Whether a term's targets depend on the current images (only then are they handed to ``prepare``)."""
+        return any(type(t).prepare is not Term.prepare for t in self.active)
+
     def prepare(self, images: torch.Tensor) -> None:
         """Let terms whose targets depend on the current (n, 3, H, W) images compute them (neighbours)."""
         for t in self.active:

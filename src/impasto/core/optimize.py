@@ -127,6 +127,8 @@ class _Scale:
 
     def prepare(self) -> None:
         """Targets that depend on the current result (the neighbour term's) are computed from these images."""
+        if not self.objective.prepares:  # Gram, W2: nothing to compute, no images to assemble
+            return
         with torch.no_grad():
             self.objective.prepare(torch.cat([self.pixels.to_img(p.detach()).clamp(0, 1) for p in self.params]))
 
