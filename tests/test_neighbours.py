@@ -56,6 +56,40 @@ def test_the_search_in_the_style_principal_directions_is_exact_when_they_span_th
     assert torch.equal(N.nearest(q, s, basis), N.nearest(q, s))
 
 
+def _three_kinds(seed=11):
+    """Style rows: 200 near direction A, 150 near B (what recurs), 3 near C (a one-off, like a portrait's eye)."""
+    g = torch.Generator().manual_seed(seed)
+    a, b, c = torch.eye(24)[:3]
+    rows = [a + 0.05 * torch.randn(200, 24, generator=g), b + 0.05 * torch.randn(150, 24, generator=g),
+            c + 0.05 * torch.randn(3, 24, generator=g)]
+    return torch.cat(rows), (a, b, c)
+
+
+def test_rarity_scores_a_one_off_feature_high_and_what_recurs_zero():
+    s, _ = _three_kinds()
+    r = N.rarity(s)
+    assert r.shape == (353,) and bool((r >= 0).all())
+    assert float(r[-3:].min()) > 0.5  # the one-off rows: far from their 12 most similar rows
+    assert float(r[:350].median()) == 0.0 and float(r[:350].max()) < 0.1
+    assert torch.allclose(N.rarity(s * 7.0), r, atol=1e-5)  # a scale of the features changes nothing
+
+
+def test_the_rarity_penalty_takes_recurring_paint_over_a_one_off_match():
+    s, (a, b, c) = _three_kinds()
+    # a probe nearest to the one-off rows with A close behind, among queries like the style (so centring is benign)
+    q = torch.cat([(0.7 * c + 0.71 * a)[None], s[:350]])
+    plain = N.nearest(q, s)
+    assert int(plain[0]) >= 350
+    assert torch.equal(N.nearest(q, s, penalty=torch.zeros(353)), plain)
+    pen = 1.0 * N.rarity(s)
+    picked = N.nearest(q, s, penalty=pen, chunk=5)
+    assert int(picked[0]) < 200  # recurring A, not the one-off
+    assert float((picked[1:] == plain[1:]).float().mean()) > 0.9  # what was already recurring keeps its match
+    qc, sc = q.double() - q.double().mean(0), s.double() - s.double().mean(0)
+    oracle = ((qc / qc.norm(dim=1, keepdim=True)) @ (sc / sc.norm(dim=1, keepdim=True)).t() - pen.double()).argmax(1)
+    assert torch.equal(picked, oracle)  # cos − penalty, by the definition
+
+
 def test_a_global_scale_of_the_features_changes_nothing():
     feats = {k: rand(1, c, 32 // N.tiling.stride(k) * 2, 48 // N.tiling.stride(k) * 2, seed=i)
              for i, (k, c) in enumerate(zip(LAYERS, (4, 6, 8, 10)))}
@@ -206,6 +240,9 @@ def test_the_config_refuses_what_the_neighbour_loss_cannot_mean():
         StyleConfig(style_loss="neighbour", neighbour_mix=1.5)
     with pytest.raises(ConfigError, match="neighbour_refresh"):
         StyleConfig(neighbour_refresh=-1)
+    for bad in (-0.5, float("nan"), 9):
+        with pytest.raises(ConfigError, match="neighbour_rarity"):
+            StyleConfig(style_loss="neighbour", neighbour_rarity=bad)
 
 
 # -- every option's path, coarse to fine ------------------------------------------------------------------------
@@ -224,6 +261,7 @@ def _mask(path, w, h, side):
 @pytest.mark.parametrize("options", [
     {},
     {"neighbour_rotations": True, "neighbour_refresh": 2, "neighbour_mix": 0.5},
+    {"neighbour_rarity": 0.0},
     {"preserve_color": "luminance"},
     {"preserve_color": "histogram", "style_scale": 0.5},
     {"preserve_color": "palette"},
@@ -232,7 +270,7 @@ def _mask(path, w, h, side):
     {"style_masks": True},
     {"tile_size": 64, "size": 144},
     {"optimizer": "lbfgs", "lr": 1.0},
-], ids=["plain", "rotations-refresh-mix", "luminance", "histogram-scale", "palette", "blend", "masks-keep", "style-masks",
+], ids=["plain", "rotations-refresh-mix", "no-rarity", "luminance", "histogram-scale", "palette", "blend", "masks-keep", "style-masks",
         "tiles", "lbfgs"])
 def test_every_option_runs_coarse_to_fine_with_neighbours(image_files, tmp_path, options):
     options = dict(options)

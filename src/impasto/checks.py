@@ -106,6 +106,8 @@ def _check_options(c: StyleConfig) -> None:
         raise invalid("preset", c.preset, f"choose one of {', '.join(PRESETS)}{suggest(c.preset, PRESETS)}")
     if not (math.isfinite(c.neighbour_mix) and 0 <= c.neighbour_mix <= 1):
         raise invalid("neighbour_mix", c.neighbour_mix, "must be between 0 (the result alone) and 1 (the photo alone)")
+    if not (math.isfinite(c.neighbour_rarity) and 0 <= c.neighbour_rarity <= 4):
+        raise invalid("neighbour_rarity", c.neighbour_rarity, "must be between 0 (plain nearest neighbours) and 4")
     if c.neighbour_refresh < 0:
         raise invalid("neighbour_refresh", c.neighbour_refresh, "must be >= 0 (0: once a scale)")
     why = {"neighbour": "the neighbour loss is a cosine distance, the same under every convention",  # the recipe

@@ -36,7 +36,7 @@ FIELD_GROUPS = {
     "optimizer": "optimiser", "lr": "optimiser", "adam_beta2": "optimiser", "param": "optimiser", "init": "optimiser",
     "ema": "optimiser",
     "tv_weight": "losses", "temporal_weight": "losses", "loss_norm": "losses", "style_loss": "losses",
-    "neighbour_mix": "losses", "neighbour_refresh": "losses", "neighbour_rotations": "losses",
+    "neighbour_mix": "losses", "neighbour_refresh": "losses", "neighbour_rarity": "losses", "neighbour_rotations": "losses",
     "style_scale": "losses", "style_fit": "losses",
     "content_layers": "layers", "style_layers": "layers", "pooling": "layers", "weights": "layers",
     "tile_size": "print", "checkpoint": "print", "max_pixels": "print",

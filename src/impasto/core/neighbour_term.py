@@ -28,6 +28,7 @@ from .neighbours import (
     layer_scales,
     nearest,
     principal,
+    rarity,
     subsample,
 )
 from .terms import Box, Features, Term, TermContext
@@ -76,6 +77,7 @@ class NeighbourTerm(Term):
         self.n = factors.shape[0]
         self.content, self.query_features = content, query_features
         self.mix = [c.neighbour_mix for c in cfgs]
+        self.rare = [float(c.neighbour_rarity) for c in cfgs]  # λ per run
         self.refresh = int(cfgs[0].neighbour_refresh)
         self.blends = [r[0] for r in regions]  # per region: (n, S)
         self.guides = list(guides)  # per region: (1|n, 1, h, w) at the grid, or None
@@ -88,6 +90,7 @@ class NeighbourTerm(Term):
         self.index: torch.Tensor | None = None  # (n, S, h, w): each location's neighbour (S indexes self.used)
         self.units: list[list[torch.Tensor]] = []  # per run, per used style: (M, D) unit-length rows
         self.searches = 0
+        self._rare_cache: dict[tuple[int, int], torch.Tensor] = {}
 
     def _style_rows(self, sets: Sequence[Sequence[tuple[Features, torch.Tensor | None]]]) -> list[torch.Tensor]:
         """Per used style image: its hypercolumns (and its rotations', if asked) as (M, D) rows with unit factors
@@ -130,12 +133,22 @@ class NeighbourTerm(Term):
             for rows in self._style:  # the style rows carry unit factors: run i's apply here
                 s = rows.to(q.dtype) * scale
                 big = q.shape[0] * s.shape[0] * d > PROJECT_WORK
-                found.append(nearest(q, s, principal(s, PROJECT_DIMS) if big else None).view(h, w))
+                penalty = self._rarity(i, len(units), s) if self.rare[i] > 0 else None
+                found.append(nearest(q, s, principal(s, PROJECT_DIMS) if big else None, penalty=penalty).view(h, w))
                 units.append(s / s.norm(dim=1, keepdim=True).clamp_min(1e-8))
             self.units.append(units)
             index.append(torch.stack(found))
         self.index = torch.stack(index)  # (n, S, h, w)
         self.searches += 1
+
+    def _rarity(self, run: int, style: int, rows: torch.Tensor) -> torch.Tensor:
+        """λ × each style row's rarity, for run ``run``: computed at the first search of this scale, then kept
+        (the style rows do not change within a scale); in the principal directions when M² × D is dear."""
+        key = (run, style)
+        if key not in self._rare_cache:
+            big = rows.shape[0] ** 2 * rows.shape[1] > PROJECT_WORK
+            self._rare_cache[key] = self.rare[run] * rarity(rows, principal(rows, PROJECT_DIMS) if big else None)
+        return self._rare_cache[key]
 
     def _targets(self, index: torch.Tensor) -> torch.Tensor:
         """(n, S, h, w) indices → (n, S, D, h, w) unit-length neighbours."""

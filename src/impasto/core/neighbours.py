@@ -15,6 +15,10 @@ an eye to appear.
 - **Search** (``nearest``): under *centred* cosine, each set centred on its own mean (as NNST), so a photo's overall
   colour cast does not pick the painting's regions; exact, as chunked matrix products, over at most ``max_style``
   style locations (a strided subsample beyond that), optionally projected onto the style's principal directions.
+- **Rarity** (``rarity``): a painting's style is what recurs in it (strokes, hatching, palette); its objects (an eye,
+  a mouth) occur once or twice. Each style location's rarity is how much less it resembles its ``RARE_SHARE``
+  most similar style locations than the median location does; the search maximises cos − λ·rarity, so a photo's
+  round badge takes recurring paint rather than the painting's one eye (departure: NNST has no such term).
 - **Loss** (``NeighbourLoss``): 1 − cos(result's hypercolumn, its neighbour) averaged over locations, the
   neighbours fixed between searches (NNST's "hypercolumn matching" regime). The neighbours are searched for with a
   query mixing the photo and the current result (``query``), at the start of each scale and every ``refresh`` steps.
@@ -35,6 +39,7 @@ GRID = 4  # the hypercolumns' stride in pixels (relu3_x's)
 GRID_LAYER = "relu3_1"  # a layer of that stride, for the tiling helpers (crops, guides)
 CHUNK = 4096  # query locations per distance block: a (CHUNK, M) block of fp32 is 256 MB at M = 16k
 EPS = 1e-8
+RARE_SHARE = 1 / 30  # a location's rarity compares it with its most similar ~3% of the painting's locations
 
 
 def grid_shape(h: int, w: int) -> tuple[int, int]:
@@ -100,10 +105,27 @@ def principal(style: torch.Tensor, dims: int) -> torch.Tensor | None:
     return v  # (D, dims)
 
 
+def rarity(style: torch.Tensor, basis: torch.Tensor | None = None, chunk: int = CHUNK) -> torch.Tensor:
+    """(M, D) style rows → (M,) ≥ 0: how much less each row's centred cosine to its ``RARE_SHARE`` × M most similar
+    other rows is than the median row's (0 for the common half; an eye of a portrait scores high)."""
+    s = style.float() if basis is None else style.float() @ basis
+    s = _unit_centred(s)
+    k = max(1, min(s.shape[0] - 1, round(s.shape[0] * RARE_SHARE)))
+    if s.shape[0] < 2:
+        return s.new_zeros(s.shape[0])
+    st = s.t().contiguous()
+    kin = torch.empty(s.shape[0], device=s.device)
+    for a in range(0, s.shape[0], chunk):
+        kin[a:a + chunk] = (s[a:a + chunk] @ st).topk(k + 1, dim=1).values[:, 1:].mean(1)  # without itself
+    r = kin.median() - kin
+    return r.clamp_min(0)
+
+
 def nearest(query: torch.Tensor, style: torch.Tensor, basis: torch.Tensor | None = None,
-            chunk: int = CHUNK) -> torch.Tensor:
+            chunk: int = CHUNK, penalty: torch.Tensor | None = None) -> torch.Tensor:
     """Index of each query row's nearest style row under centred cosine. ``query`` (N, D), ``style`` (M, D) → (N,)
-    indices into ``style``. With ``basis`` (D, d), both are compared after projection onto it (cheaper by D/d)."""
+    indices into ``style``. With ``basis`` (D, d), both are compared after projection onto it (cheaper by D/d).
+    ``penalty`` (M,): subtracted from every query's cosine to that row (``rarity`` × λ)."""
     q, s = query.float(), style.float()
     if basis is not None:
         q, s = q @ basis, s @ basis
@@ -111,7 +133,8 @@ def nearest(query: torch.Tensor, style: torch.Tensor, basis: torch.Tensor | None
     st = s.t().contiguous()  # (d, M)
     out = torch.empty(q.shape[0], dtype=torch.long, device=q.device)
     for a in range(0, q.shape[0], chunk):
-        out[a:a + chunk] = (q[a:a + chunk] @ st).argmax(1)
+        sim = q[a:a + chunk] @ st
+        out[a:a + chunk] = (sim if penalty is None else sim - penalty.to(sim.dtype)).argmax(1)
     return out
 
 
