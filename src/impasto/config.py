@@ -110,9 +110,9 @@ class StyleConfig:
     result); 1: the photo alone (the most faithful), lower: the result drifts further into the painting."""
     neighbour_refresh: int = 0
     """Neighbour loss: search the neighbours again every N steps at the last scale (0: once at each scale's start)."""
-    neighbour_rarity: float = 1.0
-    """Neighbour loss: how strongly the search avoids the painting's rare features (an eye, a mouth: what occurs
-    once) in favour of what recurs (its strokes); 0: plain nearest neighbours as in Kolkin et al. 2022."""
+    neighbour_rarity: float = 0.0
+    """Neighbour loss: how strongly the search avoids the painting's rare features (what occurs once, like an eye)
+    in favour of what recurs (its strokes), e.g. 1; 0: plain nearest neighbours as in Kolkin et al. 2022."""
     neighbour_rotations: bool = False
     """Neighbour loss: also search the style images turned by 90°, 180° and 270° (about 4× the search's cost)."""
     param: Param = "rgb"
