@@ -17,8 +17,10 @@ an eye to appear.
   style locations (a strided subsample beyond that), optionally projected onto the style's principal directions.
 - **Rarity** (``rarity``): a painting's style is what recurs in it (strokes, hatching, palette); its objects (an eye,
   a mouth) occur once or twice. Each style location's rarity is how much less it resembles its ``RARE_SHARE``
-  most similar style locations than the median location does; the search maximises cos − λ·rarity, so a photo's
-  round badge takes recurring paint rather than the painting's one eye (departure: NNST has no such term).
+  most similar style locations than the median location does; the search maximises cos − λ·rarity
+  (``neighbour_rarity``, off by default: at the search it moves matches off a portrait's face, but it did not
+  remove the one copy the gallery showed, an astronaut's badge drawn as an eye; bench/README.md). Departure: NNST
+  has no such term.
 - **Loss** (``NeighbourLoss``): 1 − cos(result's hypercolumn, its neighbour) averaged over locations, the
   neighbours fixed between searches (NNST's "hypercolumn matching" regime). The neighbours are searched for with a
   query mixing the photo and the current result (``query``), at the start of each scale and every ``refresh`` steps.
