@@ -41,8 +41,9 @@ class VGG19(nn.Module):
         for n, ch in zip(BLOCKS, CHANNELS):
             for _ in range(n):
                 # Departure (VGG and Gatys et al. pad with zeros): what a convolution sees past the image's edge is
-                # a choice. Zeros read as a dark frame, which the style loss answers with a frame of paint; reflect
-                # or replicate continue the picture. "replicate-first" is crowsonkb/style-transfer-pytorch's: the
+                # a choice. Zeros are a frame of ImageNet's mean colour at the first convolution (zero after
+                # preprocessing) and of no activity deeper, which the style loss answers with a band of paint along
+                # the edges; reflect or replicate continue the picture. "replicate-first" is crowsonkb/style-transfer-pytorch's: the
                 # first convolution replicates (the border pixels' colour, not black), the deeper ones keep zeros.
                 mode = padding if padding != "replicate-first" else ("replicate" if not modules else "zeros")
                 conv = nn.Conv2d(in_ch, ch, kernel_size=3, padding=1) if mode == "zeros" else _EdgeConv(in_ch, ch, mode)
