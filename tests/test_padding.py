@@ -144,3 +144,17 @@ def test_the_api_builds_the_network_with_the_configs_padding(image_files, monkey
     assert a.recipe["config"]["padding"] == "replicate" and a.image.tobytes() != b.image.tobytes()
     # runs that differ in padding use different networks: they cannot share a batch
     assert api.batch_key(StyleConfig(padding="reflect")) != api.batch_key(StyleConfig())
+
+
+def test_the_video_engine_builds_its_network_with_the_configs_padding(content_img, style_img, monkeypatch):
+    import impasto.frames
+
+    asked = []
+
+    def spy(source, pooling, device, padding="zeros"):
+        asked.append(padding)
+        return load_vgg(source, pooling, device, padding)
+
+    monkeypatch.setattr(impasto.frames, "load_vgg", spy)
+    runner = api.FrameRunner(content_img, [style_img], StyleConfig(size=48, start_size=None, padding="replicate-first"))
+    assert asked == ["replicate-first"] and runner.model.padding == "replicate-first"
