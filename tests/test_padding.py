@@ -158,3 +158,16 @@ def test_the_video_engine_builds_its_network_with_the_configs_padding(content_im
     monkeypatch.setattr(impasto.frames, "load_vgg", spy)
     runner = api.FrameRunner(content_img, [style_img], StyleConfig(size=48, start_size=None, padding="replicate-first"))
     assert asked == ["replicate-first"] and runner.model.padding == "replicate-first"
+
+
+def test_the_memory_estimate_counts_the_padded_copies():
+    """Each padded convolution keeps its padded input for backward: C_in × (h + 2) × (w + 2) floats more, counted as
+    the other activations are (fp32, ×2 for the gradient, ×0.6 measured scale)."""
+    from impasto.core.memory import estimate_bytes
+
+    zeros = estimate_bytes(512, 512, ["relu1_1"])
+    first = estimate_bytes(512, 512, ["relu1_1"], padding="replicate-first")
+    assert abs(first - zeros - 3 * 514 * 514 * 4 * 2 * 0.6) <= 1  # conv1_1's 3-channel input, padded
+    deep = ["relu1_1", "relu5_1"]
+    assert estimate_bytes(512, 512, deep, padding="reflect") > 1.15 * estimate_bytes(512, 512, deep)  # + fixed costs
+    assert estimate_bytes(512, 512, deep, padding="replicate-first") < 1.01 * estimate_bytes(512, 512, deep)
