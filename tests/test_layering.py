@@ -16,7 +16,7 @@ import pytest
 import impasto
 
 SRC = Path(impasto.__file__).parent  # src/impasto
-FRONT_ENDS = ("cli", "web", "experiments", "video")
+FRONT_ENDS = ("cli", "blend_cli", "web", "experiments", "video")
 
 
 def module_name(path: Path) -> str:

@@ -38,6 +38,7 @@ from .masks import MASK_FIELDS, split_overrides
 from .meter import Distances, Meter, measure
 from .preflight import check_memory, check_sizes
 from .progress import RunProgress
+from .reblend import blend_file, blend_images
 from .result import (
     HISTORY_COLUMNS,
     LOSS_CONVENTIONS,
@@ -54,7 +55,7 @@ from .weights import load_vgg
 
 __all__ = [
     "BATCH_SHARED", "FINAL", "HISTORY_COLUMNS", "FrameOutcome", "FrameRunner", "LAYER_NAMES", "LOSS_CONVENTIONS", "LOSS_DESCRIPTIONS", "STATUSES", "TERMS", "ImageLike",
-    "Distances", "LoadedImage", "Meter", "Prepared", "Result", "RunState", "Status", "Step", "StopToken", "batch_key",
+    "Distances", "LoadedImage", "Meter", "Prepared", "Result", "RunState", "Status", "Step", "StopToken", "batch_key", "blend_file", "blend_images",
     "check_memory", "describe_convention", "fingerprint", "fit_long_side", "layer_shapes", "measure", "resolve_config",
     "resolve_device",
     "resolve_precision",
@@ -66,7 +67,7 @@ __all__ = [
 # the engine's (core/settings.ENGINE_SHARED) and what decides the inputs' tensors and the network.
 BATCH_SHARED = (
     "size", "size_side", "shape", "start_size", "scale_factor", "steps", "first_steps", "scale_steps", "optimizer",
-    "weights", "pooling", "loss_norm", "style_loss", "neighbour_refresh", "neighbour_rotations", "param", "tol",
+    "weights", "pooling", "padding", "loss_norm", "style_loss", "neighbour_refresh", "neighbour_rotations", "param", "tol",
     "preserve_color", "style_scale", "style_fit",
     "device", "tile_size", "checkpoint", "precision", "style_masks", "mask_rule",
 )
@@ -166,7 +167,7 @@ def _run(cfgs: Sequence[StyleConfig], prepared: Prepared, state: RunState, devic
          on_step: Callable[[Step], None], stop: StopToken | None) -> RunState:
     c0 = cfgs[0]
     size = tuple(prepared.content.shape[-2:])
-    model = load_vgg(c0.weights, c0.pooling, str(device))
+    model = load_vgg(c0.weights, c0.pooling, str(device), c0.padding)
     styles: Sequence[torch.Tensor] | StyleTargets = prepared.styles
     if prepared.style_guides is not None:  # style masks: each style's statistics over its own part
         styles = StyleTargets(prepared.styles, c0.style_scale, guides=prepared.style_guides,

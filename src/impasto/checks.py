@@ -74,6 +74,8 @@ def _check_weights(c: StyleConfig) -> None:
             raise invalid(key, v, "must be a finite number >= 0")
     if not (math.isfinite(c.style_scale) and 0.05 <= c.style_scale <= 8):
         raise invalid("style_scale", c.style_scale, "must be between 0.05 and 8")
+    if not (math.isfinite(c.strength) and 0 <= c.strength <= 1):
+        raise invalid("strength", c.strength, "must be between 0 (the photo) and 1 (the painting), e.g. 0.6")
 
 
 def _check_layers(c: StyleConfig) -> None:

@@ -38,6 +38,7 @@ EXAMPLES = """examples:
   impasto stylize photo.jpg starry.jpg --style-weight 30 --preserve-color luminance
   impasto layers --size 512                           layer names and their shapes
   impasto recipe out.png                              the settings a PNG was made with, as a command
+  impasto blend out.png --strength 0.6                the result at 60 %, blended with its photo (no new run)
   impasto sweep examples/report.toml --content photo.jpg --style starry.jpg scream.jpg -o study/
   impasto serve                                       the web UI on http://127.0.0.1:8000
   impasto video clip.mp4 starry.jpg -o out.mp4 --size 256   a video, its frames consistent over time
@@ -317,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image")
     p.add_argument("--json", action="store_true", help="the raw JSON")
     p.set_defaults(func=cmd_recipe)
+    from .blend_cli import add_parser as add_blend  # its own module: cli.py has no room (no torch imported here)
+
+    add_blend(sub)
 
     p = sub.add_parser("presets", help="list the named presets: what each is for and what it sets")
     p.set_defaults(func=cmd_presets)

@@ -25,6 +25,7 @@ from .presets import PRESET_NOTES as PRESET_NOTES  # re-exported: impasto.config
 
 Optimizer = Literal["adam", "lbfgs"]
 Pooling = Literal["max", "avg"]
+Padding = Literal["zeros", "reflect", "replicate", "replicate-first"]
 LossNorm = Literal["relative", "classic", "jcjohnson"]
 StyleLossKind = Literal["gram", "wasserstein", "neighbour"]
 Param = Literal["rgb", "normalized"]
@@ -99,6 +100,11 @@ class StyleConfig:
     """``bundled`` (original VGG19, offline), ``torchvision`` (torch.hub) or a path to a state dict."""
     pooling: Pooling = "max"
     """``max`` (how VGG was trained) or ``avg`` (the paper's choice; smoother results)."""
+    padding: Padding = "zeros"
+    """What VGG's 3×3 convolutions see past the image's edge: ``zeros`` (how VGG was trained), ``reflect``,
+    ``replicate``, or ``replicate-first`` (replicate at the first convolution only, zeros after, as
+    crowsonkb/style-transfer-pytorch does). Tiles pad only the image's outer edge: their inner edges see real
+    neighbours."""
     loss_norm: LossNorm = "relative"
     """How losses are normalised (see README): ``relative`` (impasto), ``classic`` (the PyTorch exercise),
     ``jcjohnson`` (neural-style)."""
@@ -132,6 +138,9 @@ class StyleConfig:
     """Instead of ``masks``: one image, a flat colour per style image, in the order each first appears."""
     keep_mask: ImagePath | None = None
     """Where to keep the photo (white: keep, grey: partly), with a feathered seam."""
+    strength: float = 1.0
+    """How much of the painting to keep, from 0 (the photo) to 1 (the painting): the result is blended with the
+    photo after the run, linearly in OKLab; ``impasto blend`` changes it later without a new run."""
     style_masks: tuple[ImagePath, ...] | None = None
     """One mask per style image, over it (none: all of it): take each style from part of its painting."""
     mask_rule: MaskRule = "simple"

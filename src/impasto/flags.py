@@ -30,7 +30,8 @@ GROUPS = {
 }
 FIELD_GROUPS = {
     "preset": "common", "size": "common", "size_side": "common", "steps": "common", "style_weight": "common",
-    "content_weight": "common", "style_blend": "common", "preserve_color": "common", "seed": "common",
+    "content_weight": "common", "style_blend": "common", "preserve_color": "common", "strength": "common",
+    "seed": "common",
     "shape": "schedule", "start_size": "schedule", "scale_factor": "schedule", "first_steps": "schedule",
     "scale_steps": "schedule", "tol": "schedule",
     "optimizer": "optimiser", "lr": "optimiser", "adam_beta2": "optimiser", "param": "optimiser", "init": "optimiser",
@@ -38,7 +39,7 @@ FIELD_GROUPS = {
     "tv_weight": "losses", "temporal_weight": "losses", "loss_norm": "losses", "style_loss": "losses",
     "neighbour_mix": "losses", "neighbour_refresh": "losses", "neighbour_rarity": "losses", "neighbour_rotations": "losses",
     "style_scale": "losses", "style_fit": "losses",
-    "content_layers": "layers", "style_layers": "layers", "pooling": "layers", "weights": "layers",
+    "content_layers": "layers", "style_layers": "layers", "pooling": "layers", "padding": "layers", "weights": "layers",
     "tile_size": "print", "checkpoint": "print", "max_pixels": "print",
     "device": "devices", "precision": "devices",
     "save_every": "run",

@@ -67,7 +67,7 @@ class FrameRunner:
                                     fit=config.style_fit, side=config.size_side)
         self.guides, self.keep = prepared.guides, (prepared.keeps or [None])[0]  # masks: the same for every frame
         self.palette = prepared.palette
-        self.model = load_vgg(config.weights, config.pooling, str(self.device))
+        self.model = load_vgg(config.weights, config.pooling, str(self.device), config.padding)
         self.precision = resolve_precision(config.precision, self.device)
 
     @property

@@ -77,6 +77,7 @@ class Prepared:
     keeps: list[torch.Tensor | None] = field(default_factory=list)  # per run: the photo composited over the result
     style_guides: list[torch.Tensor | None] | None = None  # per style image: the part of it to take the style from
     palette: tuple[torch.Tensor, torch.Tensor] | None = None  # preserve_color="palette": the styles' chroma stats
+    content_fingerprint: str = ""  # the photo at the result's size alone: what ``impasto blend`` checks it against
 
 
 def _check_blends(cfgs: Sequence[StyleConfig], n_styles: int) -> None:
@@ -122,7 +123,8 @@ def prepare(content: ImageLike, styles: Sequence[ImageLike] | ImageLike, cfgs: S
                       device, masks)
     palette = colour.chroma_stats(style_ts) if c0.preserve_color == "palette" else None
     return Prepared(engine_content, content_t, style_ts, inits, {**names, **m.names},
-                    fingerprint(content_pil, *style_pils), notes + m.notes, m.guides, m.keeps, m.style_guides, palette)
+                    fingerprint(content_pil, *style_pils), notes + m.notes, m.guides, m.keeps, m.style_guides, palette,
+                    fingerprint(content_pil))
 
 
 def style_transform(cfg: StyleConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
@@ -137,7 +139,8 @@ def postprocess(cfg: StyleConfig, img: torch.Tensor, content_rgb: torch.Tensor,
     """Engine output (3|1×3, h, w) → final RGB (3, h, w). Luminance-only transfer puts the content's chroma back,
     taken from the content resized to the image: at a coarse scale (a preview, a snapshot, a stop) the image is
     smaller than the final size. ``palette`` (the styles' chroma statistics): the photo's colours carried into the
-    painting's palette (``preserve_color = "palette"``). A ``keep`` mask (1, 1, H, W; feathered) composites the photo over the result."""
+    painting's palette (``preserve_color = "palette"``). A ``keep`` mask (1, 1, H, W; feathered) composites the photo
+    over the result; last, ``strength`` below 1 blends the photo back in."""
     batch = img.unsqueeze(0) if img.dim() == 3 else img
     size: tuple[int, int] = tuple(batch.shape[-2:])  # type: ignore[assignment]
     if cfg.preserve_color == "luminance":
@@ -147,4 +150,6 @@ def postprocess(cfg: StyleConfig, img: torch.Tensor, content_rgb: torch.Tensor,
     if keep is not None:
         k = resize_guide(keep, size).to(batch)
         batch = k * resize(content_rgb, size).to(batch) + (1 - k) * batch
+    if cfg.strength < 1:  # the photo blended back in, in OKLab (core/colour.py says why); 1: the result as it is
+        batch = colour.blend_strength(resize(content_rgb, size), batch, cfg.strength)
     return batch[0]

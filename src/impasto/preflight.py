@@ -22,7 +22,7 @@ def check_memory(cfgs: Sequence[StyleConfig], size: tuple[int, int], device: tor
     c = cfgs[0]
     layers = sorted({*c.content_layers, *(n for n, _ in c.style_layers)})
     need = estimate_bytes(*size, layers, batch=len(cfgs), lbfgs_history=100 if c.optimizer == "lbfgs" else 0,
-                          tile=c.tile_size, checkpoint=c.checkpoint)
+                          tile=c.tile_size, checkpoint=c.checkpoint, padding=c.padding)
     have = available_memory(device)
     if have is not None and need > 0.9 * have:
         scale = (0.9 * have / need) ** 0.5

@@ -42,14 +42,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "optimizer": "adam", "lr": 0.003, "adam_beta2": 0.999, "content_weight": 1.0, "style_weight": 1e6,
         "tv_weight": 0.0, "content_layers": ("relu4_2",),
         "style_layers": (("relu1_1", 1.0), ("relu2_1", 0.75), ("relu3_1", 0.2), ("relu4_1", 0.2), ("relu5_1", 0.2)),
-        "style_fit": "stretch", "init": "content", "pooling": "max", "loss_norm": "classic", "param": "normalized",
+        "style_fit": "stretch", "init": "content", "pooling": "max", "padding": "zeros", "loss_norm": "classic", "param": "normalized",
         "style_loss": "gram", "ema": None, "tol": None,
     },
     # jcjohnson/neural-style's defaults.
     "gatys-lbfgs": {
         "size": 512, "size_side": "long", "start_size": None, "steps": 1000, "first_steps": None, "optimizer": "lbfgs", "lr": 1.0,
         "content_weight": 5.0, "style_weight": 100.0, "tv_weight": 1e-3, "content_layers": ("relu4_2",),
-        "style_layers": GATYS_STYLE_LAYERS, "style_fit": "keep", "init": "gaussian", "pooling": "max", "loss_norm": "jcjohnson",
+        "style_layers": GATYS_STYLE_LAYERS, "style_fit": "keep", "init": "gaussian", "pooling": "max", "padding": "zeros", "loss_norm": "jcjohnson",
         "param": "rgb", "style_loss": "gram", "ema": None, "tol": None,
     },
 }

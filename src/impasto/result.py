@@ -131,6 +131,7 @@ def recipe(cfg: StyleConfig, device: torch.device, prepared: Prepared, state: Ru
         "loss_convention": describe_convention(cfg.loss_norm, cfg.weights),
         "inputs": prepared.names,
         "inputs_fingerprint": prepared.fingerprint,
+        "content_fingerprint": prepared.content_fingerprint,
         "notes": prepared.notes,
         "steps_done": hist[-1]["step"] if hist else 0,
         "final_losses": {k: v for k, v in hist[-1].items() if k not in ("step", "scale", "time")} if hist else {},

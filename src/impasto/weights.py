@@ -185,10 +185,10 @@ def load_state_dict(source: str) -> tuple[dict[str, torch.Tensor], str]:
 
 
 @functools.lru_cache(maxsize=8)
-def load_vgg(source: str = "bundled", pooling: str = "max", device: str = "cpu") -> VGG19:
+def load_vgg(source: str = "bundled", pooling: str = "max", device: str = "cpu", padding: str = "zeros") -> VGG19:
     """VGG19 with the source's weights and preprocessing, on ``device``. Loaded once per process and arguments."""
     state, preprocess = load_state_dict(source)
-    model = VGG19(make_preprocess(preprocess), pooling=pooling)
+    model = VGG19(make_preprocess(preprocess), pooling=pooling, padding=padding)
     model.load_state_dict(state, strict=False)  # preprocess buffers are not persistent; pools have no weights
     missing = [k for k in model.state_dict() if k.startswith("features.") and k not in state]
     if missing:

@@ -95,3 +95,60 @@ def in_palette(result: torch.Tensor, content: torch.Tensor, palette: tuple[torch
     transform = _sqrtm(cov_s.double()) @ _sqrtm(cov_c, inverse=True)
     cbcr = (transform @ centred + mu_s.double()).reshape(1, 2, *c.shape[-2:]).to(y.dtype)
     return ycbcr_to_rgb(torch.cat([y, cbcr.expand(y.shape[0], -1, -1, -1)], dim=1)).clamp(0, 1)
+
+
+# -- strength: the result blended with the photo in OKLab (Ottosson 2020) ------------------------------------------
+# Why OKLab: its lightness is close to perceived lightness (a straight line between two colours passes through
+# evenly spaced looks, where sRGB's midpoints are muddy and linear light's too bright), its hue stays put along a
+# blend (CIELAB's blues turn purple half way), and it is two 3×3 matrices around a cube root with no white point to
+# choose: the web page's JavaScript (static/blend.js) does the same arithmetic to the last digit. Blending is linear
+# in OKLab, so a blend at strength s can be undone and redone from the photo (``impasto blend``).
+_RGB_TO_LMS = torch.tensor([[0.4122214708, 0.5363325363, 0.0514459929],
+                            [0.2119034982, 0.6806995451, 0.1073969566],
+                            [0.0883024619, 0.2817188376, 0.6299787005]], dtype=torch.float64)
+_LMS_TO_LAB = torch.tensor([[0.2104542553, 0.7936177850, -0.0040720468],
+                            [1.9779984951, -2.4285922050, 0.4505937099],
+                            [0.0259040371, 0.7827717662, -0.8086757660]], dtype=torch.float64)
+_LAB_TO_LMS = torch.tensor([[1.0, 0.3963377774, 0.2158037573],
+                            [1.0, -0.1055613458, -0.0638541728],
+                            [1.0, -0.0894841775, -1.2914855480]], dtype=torch.float64)
+_LMS_TO_RGB = torch.tensor([[4.0767416621, -3.3077115913, 0.2309699292],
+                            [-1.2684380046, 2.6097574011, -0.3413193965],
+                            [-0.0041960863, -0.7034186147, 1.7076147010]], dtype=torch.float64)
+
+
+def _mix(m: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("ij,...jhw->...ihw", m.to(img), img)
+
+
+def srgb_to_oklab(img: torch.Tensor) -> torch.Tensor:
+    """(…, 3, H, W) sRGB in [0, 1] → OKLab (L in [0, 1], a and b about ±0.4), in float64."""
+    c = img.double()
+    linear = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return _mix(_LMS_TO_LAB, torch.pow(_mix(_RGB_TO_LMS, linear).clamp_min(0), 1 / 3))
+
+
+def oklab_to_srgb(lab: torch.Tensor) -> torch.Tensor:
+    """OKLab → sRGB in [0, 1] (float64), clamped: a blend of two colours can leave the gamut by a hair."""
+    linear = _mix(_LMS_TO_RGB, _mix(_LAB_TO_LMS, lab.double()) ** 3).clamp(0, 1)
+    return torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055).clamp(0, 1)
+
+
+def blend_strength(photo: torch.Tensor, result: torch.Tensor, strength: float) -> torch.Tensor:
+    """The result at ``strength`` (0: the photo exactly, 1: the result exactly), blended linearly in OKLab.
+    ``photo`` and ``result``: (…, 3, H, W) sRGB in [0, 1] of one size; the answer has the result's dtype."""
+    if strength >= 1:
+        return result
+    if strength <= 0:
+        return photo.to(result).expand_as(result).clone()
+    p, r = srgb_to_oklab(photo), srgb_to_oklab(result)
+    return oklab_to_srgb(p + strength * (r - p)).to(result.dtype)
+
+
+def restrength(photo: torch.Tensor, shown: torch.Tensor, was: float, now: float) -> torch.Tensor:
+    """A result blended at strength ``was`` (> 0) re-blended to ``now``: linear in OKLab, the painting is
+    photo + (shown − photo) / was there, so the new blend is photo + (now / was)·(shown − photo)."""
+    if now == was:
+        return shown
+    return blend_strength(photo, shown, now / was) if now < was else \
+        oklab_to_srgb(srgb_to_oklab(photo) + (now / was) * (srgb_to_oklab(shown) - srgb_to_oklab(photo))).to(shown)

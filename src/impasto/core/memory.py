@@ -10,7 +10,7 @@ PROCESS_BYTES = 500_000_000  # Python, torch and the inputs before the first ste
 
 
 def estimate_bytes(height: int, width: int, layers: list[str], batch: int = 1, lbfgs_history: int = 0,
-                   tile: int = 0, checkpoint: bool = False, halo: int = 96) -> int:
+                   tile: int = 0, checkpoint: bool = False, halo: int = 96, padding: str = "zeros") -> int:
     """Peak bytes of one optimisation step: activations kept for backward (fp32), their gradients, the weights.
 
     Each conv/relu output is stored once for backward and its gradient is alive once during backward (×2); pooling
@@ -21,6 +21,8 @@ def estimate_bytes(height: int, width: int, layers: list[str], batch: int = 1, l
     1024 px tiles (6.1 GiB).
     With tiles, VGG sees one tile (plus its halo) at a time, and only the pixels, the optimiser's state and the
     content targets are whole-image. Checkpointing keeps about half of the activations (measured).
+    A ``padding`` other than zeros pads each convolution's input into a copy that autograd keeps as well (the first
+    convolution's only, for replicate-first): counted, not yet measured.
     """
     if not layers:
         return WEIGHT_BYTES
@@ -30,13 +32,16 @@ def estimate_bytes(height: int, width: int, layers: list[str], batch: int = 1, l
     last = max(LAYER_INDEX[name] for name in layers)
     total = 0
     h, w = height, width
+    in_ch = 3
     for name in LAYER_NAMES[: last + 1]:
         block = int(name[4])
         if name.startswith("pool"):
             h, w = h // 2, w // 2
-            total += _CHANNELS[block - 1] * h * w
-        else:
-            total += _CHANNELS[block - 1] * h * w
+        elif name.startswith("conv"):
+            if padding != "zeros" and (padding != "replicate-first" or name == "conv1_1"):
+                total += in_ch * (h + 2) * (w + 2)
+            in_ch = _CHANNELS[block - 1]
+        total += _CHANNELS[block - 1] * h * w
     activations = total * 4 * 2 * (0.5 if checkpoint else 1.0)
     pixels = 3 * full[0] * full[1] * 4 * (8 + 2 * lbfgs_history)
     targets = 512 * full[0] * full[1] // 64 * 4 if tile else 0  # a relu4_x content map, whole-image

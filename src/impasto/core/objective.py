@@ -141,7 +141,7 @@ class Objective:
         guides = guides if guides is not None else Guides()
         regions = guides.regions or [None]
         n_styles = len(targets.styles)
-        key = (id(self.model), self.amp, self.feature_scale, model.pooling)
+        key = (id(self.model), self.amp, self.feature_scale, model.pooling, model.padding)
 
         def stats(layers: Sequence[str]) -> list[list[dict[str, torch.Tensor]]]:
             one = targets.at(self.run, content, layers, c0.style_loss, self.convention.formula, c0.tile_size, key)

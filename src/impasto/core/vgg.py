@@ -16,7 +16,9 @@ from torch import nn
 # The names live in layers.py (no torch: configs and the CLI check them); importing them from here still works.
 from .layers import BLOCKS, CHANNELS, CONV_NAMES, LAYER_INDEX, LAYER_NAMES, resolve_layer
 
-__all__ = ["CONV_NAMES", "LAYER_INDEX", "LAYER_NAMES", "VGG19", "resolve_layer"]
+__all__ = ["CONV_NAMES", "LAYER_INDEX", "LAYER_NAMES", "PADDINGS", "VGG19", "resolve_layer"]
+
+PADDINGS = ("zeros", "reflect", "replicate", "replicate-first")  # StyleConfig.padding's choices
 
 
 class VGG19(nn.Module):
@@ -26,17 +28,26 @@ class VGG19(nn.Module):
     requested layers, running the network only up to the deepest of them.
     """
 
-    def __init__(self, preprocess: nn.Module, pooling: str = "max") -> None:
+    def __init__(self, preprocess: nn.Module, pooling: str = "max", padding: str = "zeros") -> None:
         super().__init__()
         if pooling not in ("max", "avg"):
             raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {', '.join(PADDINGS)}, not {padding!r}")
         self.preprocess = preprocess
-        self.pooling = pooling
+        self.pooling, self.padding = pooling, padding
         modules: list[nn.Module] = []
         in_ch = 3
         for n, ch in zip(BLOCKS, CHANNELS):
             for _ in range(n):
-                modules += [nn.Conv2d(in_ch, ch, kernel_size=3, padding=1), nn.ReLU(inplace=False)]
+                # Departure (VGG and Gatys et al. pad with zeros): what a convolution sees past the image's edge is
+                # a choice. Zeros are a frame of ImageNet's mean colour at the first convolution (zero after
+                # preprocessing) and of no activity deeper, which the style loss answers with a band of paint along
+                # the edges; reflect or replicate continue the picture. "replicate-first" is crowsonkb/style-transfer-pytorch's: the
+                # first convolution replicates (the border pixels' colour, not black), the deeper ones keep zeros.
+                mode = padding if padding != "replicate-first" else ("replicate" if not modules else "zeros")
+                conv = nn.Conv2d(in_ch, ch, kernel_size=3, padding=1) if mode == "zeros" else _EdgeConv(in_ch, ch, mode)
+                modules += [conv, nn.ReLU(inplace=False)]
                 in_ch = ch
             # Departure (Gatys et al. use average pooling): max is the default because the networks were trained
             # with it; "avg" is the paper's choice. Average pooling is scaled by 2 (crowsonkb) so activations keep
@@ -107,6 +118,19 @@ class VGG19(nn.Module):
                 h, w = h // 2, w // 2
             result[name] = (CHANNELS[int(name[4]) - 1], h, w)
         return result
+
+
+class _EdgeConv(nn.Conv2d):
+    """A 3×3 convolution whose one-pixel border is ``reflect`` or ``replicate`` padding (its weights are nn.Conv2d's:
+    state dicts load as they are). A side of one pixel has nothing to reflect: it is replicated."""
+
+    def __init__(self, in_ch: int, out_ch: int, mode: str) -> None:
+        super().__init__(in_ch, out_ch, kernel_size=3, padding=0)
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) → (B, C', H, W)
+        mode = self.mode if min(x.shape[-2:]) > 1 else "replicate"
+        return super().forward(nn.functional.pad(x, (1, 1, 1, 1), mode=mode))
 
 
 class _ScaledAvgPool(nn.Module):

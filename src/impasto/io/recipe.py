@@ -123,6 +123,7 @@ _NUMBER, _TEXT = (int, float), (str,)
 _RECIPE_TYPES: dict[str, tuple[type, ...]] = {
     "impasto": _TEXT, "config": (dict,), "config_key": _TEXT, "device": _TEXT, "weights": _TEXT,
     "seed": (int, type(None)), "loss_convention": _TEXT, "inputs": (dict, list), "inputs_fingerprint": _TEXT,
+    "content_fingerprint": _TEXT,
     "notes": (list,), "steps_done": (int,), "step": (int,), "final_losses": (dict,), "elapsed_s": _NUMBER,
     "status": _TEXT, "torch": _TEXT, "precision": _TEXT, "sweep": (dict,),
 }

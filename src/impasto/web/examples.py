@@ -16,7 +16,7 @@ JOB_ID = "WDgC9oQauJwLj-GQB1fF2A"  # secrets.token_urlsafe(16), as the queue mak
 _BASE = f"/api/jobs/{JOB_ID}"
 _URLS = {"self": _BASE, "events": f"{_BASE}/events", "image": f"{_BASE}/image", "cancel": f"{_BASE}/cancel",
          "download": f"{_BASE}/image?download=true", "inputs": [f"{_BASE}/inputs/0", f"{_BASE}/inputs/1"],
-         "masks": [], "keep_mask": None}
+         "photo": f"{_BASE}/photo", "masks": [], "keep_mask": None}
 _LOSSES = {"total": 7.412, "content": 0.3187, "style": 0.3547, "tv": 0.0, "temporal": 0.0}
 
 RUNNING: dict[str, Any] = {

@@ -22,7 +22,7 @@ from .. import __version__
 from ..api import FINAL, LOSS_DESCRIPTIONS, STATUSES
 from ..config import PRESETS, PreserveColor, StyleConfig, field_docs
 from ..errors import OutputError, WriteError
-from ..io.images import read_header
+from ..io.images import load_image, read_header, resize_exact
 from . import MissingExtra
 from . import examples as ex
 from .budget import DecodeBudget
@@ -82,7 +82,8 @@ def find(queue: JobQueue, job_id: str) -> Job:
 def urls(job_id: str, n_inputs: int = 0) -> dict[str, Any]:
     base = f"/api/jobs/{job_id}"
     return {"self": base, "events": f"{base}/events", "image": f"{base}/image", "cancel": f"{base}/cancel",
-            "download": f"{base}/image?download=true", "inputs": [f"{base}/inputs/{i}" for i in range(n_inputs)]}
+            "download": f"{base}/image?download=true", "inputs": [f"{base}/inputs/{i}" for i in range(n_inputs)],
+            "photo": f"{base}/photo"}
 
 
 def describe(queue: JobQueue, job: Job, history: bool = False) -> dict[str, Any]:
@@ -223,6 +224,19 @@ def input_image(queue: Queue, job_id: str, index: int) -> FileResponse:
     return FileResponse(path, media_type="image/png", headers={"Cache-Control": "max-age=86400"})
 
 
+@router.get("/api/jobs/{job_id}/photo", summary="The photo at the final result's size, resized as the run did (the "
+            "page's strength slider blends the two)", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}, 404: ex.NO_SUCH_JOB})
+async def photo(queue: Queue, budget: Budget, job_id: str) -> Response:
+    job = find(queue, job_id)
+    found = queue.image(job)
+    if not job.has_result or not isinstance(found, Path) or not job.input_path(0).is_file():
+        raise HTTPException(404, f"the job has no final result ({job.status})")
+    async with budget.hold(await run_in_threadpool(_photo_cost, found, job.input_path(0))):
+        data = await run_in_threadpool(_photo_at_size, found, job.input_path(0))
+    return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=86400"})
+
+
 @router.get("/api/jobs/{job_id}/events", summary="Server-Sent Events: state, status, progress, preview, end",
             response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
 async def events(queue: Queue, job_id: str) -> StreamingResponse:
@@ -275,6 +289,23 @@ def _thumbnail_cost(found: bytes | Path) -> int:
     with io.BytesIO(found) if isinstance(found, bytes) else open(found, "rb") as f:
         head = read_header(f)
     return 2 * head.width * head.height if head is not None else 0
+
+
+def _photo_cost(result: Path, content: Path) -> int:
+    """What making the photo at the result's size holds, in 4-byte pixels: the decoded photo, the resized one."""
+    return _thumbnail_cost(content) + _thumbnail_cost(result)
+
+
+def _photo_at_size(result: Path, content: Path) -> bytes:
+    """The job's stored photo resized to the result as ``inputs.prepare`` resized it (Lanczos, exact size)."""
+    with open(result, "rb") as f:
+        head = read_header(f)
+    if head is None:
+        raise HTTPException(404, "the job's result cannot be read")
+    im = resize_exact(load_image(content).image, head.height, head.width)
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
 
 
 def _thumbnail(found: bytes | Path, side: int) -> bytes:

@@ -2,7 +2,8 @@
 // Plain JavaScript, no build step and nothing from elsewhere: the server's CSP allows only this origin.
 // One concern per script, loaded in order (index.html): chart.js (the loss chart), store.js (what survives a
 // reload), compare.js (two results side by side), gallery.js (the cards, live), run.js (the job in view),
-// form.js (images and settings, Paint), app.js (shared state and helpers, start).
+// strength.js (the strength slider on a finished result), form.js (images and settings, Paint), app.js (shared
+// state and helpers, start).
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
@@ -63,6 +64,7 @@ function isActive(job) { return Boolean(job) && !FINAL.includes(job.status); }
 async function init() {
   wireForm();
   wireRun();
+  wireStrength();
   wireGallery();
   try {
     state.settings = await api("/api/settings");

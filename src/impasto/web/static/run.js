@@ -10,6 +10,7 @@ function watch(job) {
   state.job = job;
   state.history = [];
   rememberJob(job);
+  resetStrength();
   document.body.classList.add("watching");  // on a phone, the picture moves above the form
   $("#bar").style.width = "0";
   $("#progress-text").textContent = "\u00a0";
@@ -56,6 +57,7 @@ function unwatch() {
   state.job = state.source = null;
   state.history = [];
   rememberJob(null);
+  resetStrength();
   document.body.classList.remove("watching");
   imageTicket++;
   $("#preview").hidden = true;
@@ -81,6 +83,7 @@ function showJob(j) {
   const done = FINAL.includes(j.status);
   $("#cancel").disabled = done;
   setDownload(done && j.has_result ? j : null);
+  if (done && j.has_result && state.job.urls && state.job.config) offerStrength(state.job);
   $("#run-message").textContent = j.message || "";
   $("#run-title").textContent = j.inputs ? title(j) : "Result";
 }
