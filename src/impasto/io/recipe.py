@@ -4,7 +4,6 @@ XMP in TIFF, WebP and JPEG), read back by ``impasto recipe`` as if a stranger ha
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import struct

@@ -32,7 +32,7 @@ def packet(text: str) -> bytes:
         f"<impasto:recipe>{body}</impasto:recipe>"
         "</rdf:Description></rdf:RDF></x:xmpmeta>\n"
         '<?xpacket end="w"?>'
-    ).encode("utf-8")
+    ).encode()
 
 
 def recipe_in(xmp: bytes) -> bytes | None:
