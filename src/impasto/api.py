@@ -50,6 +50,7 @@ from .result import (
     describe_convention,
     recipe,
     render,
+    save_picture,
     write_history,
     write_run,
 )
@@ -62,7 +63,7 @@ __all__ = [
     "check_memory", "describe_convention", "fingerprint", "fit_long_side", "layer_shapes", "measure", "resolve_config",
     "resolve_device",
     "resolve_precision",
-    "resume_state", "run_states", "save_run_checkpoint", "schedule", "stylize", "stylize_batch", "total_steps",
+    "resume_state", "run_states", "save_picture", "save_run_checkpoint", "schedule", "stylize", "stylize_batch", "total_steps",
     "write_history",
 ]
 

@@ -97,10 +97,17 @@ def write_result(result: Result, path: Path) -> None:
     """The image (with its recipe), then its loss history beside it, to an output already checked: a full disk is
     a WriteError naming the file that failed, and the image stays when only its history could not be written.
     The float pixels are quantised here, once, at the config's bit depth."""
+    save_picture(result, path)
+    write_history(path.with_suffix(".losses.csv"), result.history)
+
+
+def save_picture(result: Result, path: Path, recipe: dict[str, Any] | None = None) -> None:
+    """The result's image alone (``recipe``: another recipe than its own), from its float pixels when it has them,
+    at its config's bit depth and with its print's DPI."""
     cfg = result.config
     picture = as_array(result.pixels) if result.pixels is not None else result.image
-    save_image(picture, path, result.recipe, bit_depth=cfg.bit_depth, dpi=print_dpi(cfg))
-    write_history(path.with_suffix(".losses.csv"), result.history)
+    save_image(picture, path, recipe if recipe is not None else result.recipe, bit_depth=cfg.bit_depth,
+               dpi=print_dpi(cfg))
 
 
 def as_array(pixels: torch.Tensor) -> np.ndarray:

@@ -45,6 +45,18 @@ class LoadedImage:
     notes: list[str] = field(default_factory=list)
     alpha: Image.Image | None = None  # "L", the image's alpha channel when it has one that is not all opaque
 
+    def named(self, name: str) -> LoadedImage:
+        """The same image (and alpha) under another name: the one the recipe records."""
+        return LoadedImage(self.image, name, list(self.notes), self.alpha)
+
+    def with_alpha(self) -> Image.Image:
+        """The image as stored for a re-read: RGBA with its alpha, or RGB when it is opaque."""
+        if self.alpha is None:
+            return self.image
+        rgba = self.image.copy()
+        rgba.putalpha(self.alpha)
+        return rgba
+
 
 def _open(source: str | os.PathLike[str] | bytes, name: str, max_pixels: int,
           keep: shrink.Keep | None = None) -> LoadedImage:
