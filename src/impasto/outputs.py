@@ -49,9 +49,11 @@ def parse_print(text: str, key: str = "print_size") -> PrintSize:
     m = _PRINT.fullmatch(text)
     if m is None:
         raise invalid(key, text, _EXAMPLE)
-    unit = m.group(3).lower() or "?"
+    unit = m.group(3).lower()
+    if not unit:
+        raise invalid(key, text, "no unit after the size; write it in cm, mm or in, e.g. 30x40cm@300dpi")
     if unit not in UNITS:
-        raise invalid(key, text, f"unknown unit {m.group(3) or '(none)'!r}; use cm, mm or in, e.g. 30x40cm@300dpi")
+        raise invalid(key, text, f"unknown unit {m.group(3)!r}; use cm, mm or in, e.g. 30x40cm@300dpi")
     try:
         w, h, dpi = float(m.group(1)), float(m.group(2)), float(m.group(4))
     except ValueError:
