@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
-from iccbuild import ADOBE_GAMMA, ADOBE_PRIMARIES, P3_PRIMARIES, SRGB_CURVE, rgb_profile, to_srgb
 from PIL import Image, ImageCms
 
+from iccbuild import ADOBE_GAMMA, ADOBE_PRIMARIES, P3_PRIMARIES, SRGB_CURVE, rgb_profile, to_srgb
 from impasto import StyleConfig
 from impasto.errors import ConfigError, ImageError, OutputError
 from impasto.io.encode import quantise

@@ -73,7 +73,7 @@ BATCH_SHARED = (
     "size", "size_side", "shape", "start_size", "scale_factor", "steps", "first_steps", "scale_steps", "optimizer",
     "weights", "pooling", "loss_norm", "style_loss", "neighbour_refresh", "neighbour_rotations", "param", "tol",
     "preserve_color", "style_scale", "style_fit",
-    "device", "tile_size", "checkpoint", "precision", "style_masks", "mask_rule",
+    "device", "tile_size", "checkpoint", "precision", "style_masks", "mask_rule", "print_size",
 )
 
 

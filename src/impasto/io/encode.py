@@ -146,13 +146,11 @@ def tiff(arr: np.ndarray, text: str | None, dpi: float | None) -> bytes:
     pred = arr.astype("<u2" if bits == 16 else np.uint8)
     pred[:, 1:] -= arr[:, :-1].astype(pred.dtype)  # horizontal differencing per sample, modulo 2**bits
     data = zlib.compress(pred.tobytes(), 6)
-    from .. import __version__
-
     tags: list[tuple[int, int, Any]] = [
         (256, _LONG, [w]), (257, _LONG, [h]), (258, _SHORT, [bits] * c), (259, _SHORT, [8]), (262, _SHORT, [2]),
         (273, _LONG, [8]), (277, _SHORT, [c]), (278, _LONG, [h]), (279, _LONG, [len(data)]),
         (282, _RATIONAL, [_rational(dpi or 1)]), (283, _RATIONAL, [_rational(dpi or 1)]), (284, _SHORT, [1]),
-        (296, _SHORT, [2 if dpi else 1]), (305, _ASCII, f"impasto {__version__}"), (317, _SHORT, [2]),
+        (296, _SHORT, [2 if dpi else 1]), (305, _ASCII, "impasto"), (317, _SHORT, [2]),
         (34675, _UNDEFINED, srgb_icc()),
     ]
     if c == 4:
