@@ -235,3 +235,13 @@ def test_the_done_when_print_is_2362_by_3543_with_its_dpi_and_recipe(tmp_path):
         assert (page.imagewidth, page.imagelength, page.bitspersample) == (2362, 3543, 16)
         assert page.tags["XResolution"].value == (3000000, 10000)
     assert read_recipe(p)["config"]["print_size"] == "20x30cm@300dpi"
+
+
+def test_a_profile_of_another_colour_space_is_a_note_not_a_failure():
+    """A CMYK JPEG that carries an RGB profile: the profile cannot apply, the CMYK is converted as without one."""
+    buf = io.BytesIO()
+    Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(buf, "JPEG", icc_profile=rgb_profile("RGB", P3_PRIMARIES,
+                                                                                             SRGB_CURVE))
+    loaded = load_image(buf.getvalue(), name="press.jpg")
+    assert np.abs(np.asarray(loaded.image, dtype=np.float64)[8, 8] - [255, 0, 0]).max() < 8
+    assert any(n.startswith("press.jpg: its colour profile (RGB) does not fit its CMYK pixels") for n in loaded.notes)
