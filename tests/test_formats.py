@@ -76,6 +76,18 @@ def test_16_bit_files_read_back_at_16_bits(tmp_path, ext):
     assert read_recipe(p) == RECIPE
 
 
+@pytest.mark.parametrize("ext", [".png", ".tif", ".webp"])
+def test_a_permuted_view_is_written_as_its_values(tmp_path, ext):
+    """What Result hands over: a (C, H, W) tensor's permuted numpy view, not contiguous."""
+    chw = np.random.default_rng(1).random((4, 12, 20), dtype=np.float32)
+    view = chw.transpose(1, 2, 0)
+    assert not view.flags["C_CONTIGUOUS"]
+    p = save_image(view, tmp_path / f"v{ext}", bit_depth=8 if ext == ".webp" else 16)
+    got = np.asarray(Image.open(p)) if ext == ".webp" else (
+        cv2.imread(str(p), cv2.IMREAD_UNCHANGED)[..., [2, 1, 0, 3]] if ext == ".png" else tifffile.imread(p))
+    assert np.array_equal(got[..., 3], quantise(view, 8 if ext == ".webp" else 16)[..., 3])
+
+
 def test_a_pil_picture_at_16_bits_is_its_8_bits_scaled(tmp_path):
     im = Image.fromarray(quantise(_ramp(alpha=False), 8))
     got = tifffile.imread(save_image(im, tmp_path / "x.tif", bit_depth=16))

@@ -339,8 +339,10 @@ def resume_state(path: str | Path, config: StyleConfig, content: ImageLike, styl
         saved = from_dict(data["config"])
     except ConfigError as e:  # written by another version of impasto
         raise ConfigError(f"{path}: its settings do not load here ({e}); delete it and start afresh") from None
+    # These do not change what the run computes (a print's tiles were picked for it: they are picked again).
+    tiles = config.tile_size if config.print_size is not None and not config.tile_size else saved.tile_size
     saved = saved.replace(save_every=config.save_every, max_pixels=config.max_pixels, bit_depth=config.bit_depth,
-                          background=config.background)  # these do not change what the run computes
+                          background=config.background, tile_size=tiles)
     if saved.key() != config.key():
         a, b = saved.to_dict(), config.to_dict()
         diff = ", ".join(f"{k} {a[k]!r} (now {b[k]!r})" for k in a if k != "device" and a[k] != b.get(k))

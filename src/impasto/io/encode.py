@@ -48,7 +48,7 @@ def _array(picture: Picture, bits: int) -> np.ndarray:
             "RGBA" if "A" in picture.getbands() else "RGB")
         arr = np.asarray(im)
         return arr if bits == 8 else arr.astype(np.uint16) * 257  # 0-255 → 0-65535 exactly (255 · 257 = 65535)
-    return quantise(np.asarray(picture, dtype=np.float32), bits)
+    return np.ascontiguousarray(quantise(np.asarray(picture, dtype=np.float32), bits))  # a tensor's permuted view
 
 
 def to_pil(picture: Picture) -> Image.Image:
