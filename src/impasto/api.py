@@ -238,10 +238,11 @@ def stylize_batch(
                          transparent=prepared.alpha is not None and c.background is None)
     size: tuple[int, int] = tuple(prepared.content.shape[-2:])  # type: ignore[assignment]
     cfgs, tiles = pick_tiles(cfgs, size, device)
-    if tiles:  # a print's size decides the tiles: said before the run, and kept in the recipe
-        prepared.notes.append(tiles)
+    if tiles:  # a print's size decides the tiles: said before the run; a choice of tiles is kept in the recipe
         if progress:
             print(f"impasto: {tiles}", file=SafeStream(sys.stderr))
+        if cfgs[0].tile_size:
+            prepared.notes.append(tiles)
     check_sizes(cfgs, prepared.content, prepared.styles, prepared.names)
     check_memory(cfgs, size, device, [tuple(s.shape[-2:]) for s in prepared.styles])  # type: ignore[misc]
     state = state if state is not None else initial_state(prepared.content, cfgs, prepared.inits)
