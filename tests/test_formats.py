@@ -163,12 +163,12 @@ def test_webp_and_jpeg_without_a_recipe_say_so(tmp_path):
                                                            ("Adobe RGB (test)", ADOBE_PRIMARIES, ADOBE_GAMMA)])
 def test_a_wide_gamut_photo_is_converted_to_srgb_where_its_profile_says(name, primaries, curve):
     colours = np.array([[200, 120, 80], [90, 150, 200], [128, 128, 128], [250, 240, 30]], np.uint8)
-    px = np.repeat(colours[None], 8, 0).repeat(4, 1)  # (8, 16, 3): 4 columns per colour
+    px = np.repeat(colours[None], 16, 0).repeat(8, 1)  # (16, 32, 3): 8 columns per colour
     rgba = np.dstack([px, np.full(px.shape[:2], 200, np.uint8)])
     buf = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buf, "PNG", icc_profile=rgb_profile(name, primaries, curve))
     loaded = load_image(buf.getvalue())
-    got = np.asarray(loaded.image, dtype=np.float64)[0, ::4]
+    got = np.asarray(loaded.image, dtype=np.float64)[0, ::8]
     # the alpha is kept, and the RGB the engine sees is the converted colour over white
     assert np.array_equal(np.asarray(loaded.alpha), np.full(px.shape[:2], 200))
     want = to_srgb(colours, primaries, curve) * 200 / 255 + 255 * 55 / 255
@@ -176,6 +176,8 @@ def test_a_wide_gamut_photo_is_converted_to_srgb_where_its_profile_says(name, pr
     unconverted = colours * 200 / 255 + 255 * 55 / 255
     assert np.abs(unconverted - want).max() > 6  # the test can tell a conversion from none
     assert any("converted from its colour profile" in n for n in loaded.notes)
+    small = load_image(buf.getvalue(), keep=8)  # the web's decode at reduced size converts as well
+    assert small.image.width < 32 and np.abs(np.asarray(small.image, dtype=np.float64)[0, 0] - want[0]).max() <= 1.5
 
 
 def test_an_unreadable_profile_is_a_note_and_the_pixels_are_taken_as_srgb():

@@ -192,3 +192,23 @@ def test_the_web_page_keeps_an_uploads_transparency(tmp_path):
     assert np.asarray(got.getchannel("A"))[0, 0] == 0 and np.asarray(got.getchannel("A"))[12, 10] == 255
     (tmp_path / "got.png").write_bytes(resp.content)
     assert read_recipe(tmp_path / "got.png")["status"] == "done"
+
+
+def test_save_picture_writes_a_results_float_pixels_at_its_depth(tmp_path):
+    """What ``impasto batch`` and Result.save write: the float pixels (alpha included), quantised once, at the config's
+    bit depth, with the print's DPI; a Result without pixels writes its PIL image."""
+    from impasto.api import Result, save_picture
+    from impasto.io.encode import quantise
+
+    pixels = torch.rand(4, 12, 20)
+    cfg = StyleConfig(bit_depth=16, print_size="20x12in@1dpi")
+    r = Result(image=Image.new("RGB", (20, 12)), config=cfg, history=[], status="done", message="", elapsed=0.0,
+               recipe={"status": "done"}, pixels=pixels)
+    save_picture(r, tmp_path / "a.tif", {"status": "done", "batch": {"pair": "a"}})
+    assert np.array_equal(tifffile.imread(tmp_path / "a.tif"), quantise(pixels.permute(1, 2, 0).numpy(), 16))
+    assert read_recipe(tmp_path / "a.tif")["batch"] == {"pair": "a"}
+    with Image.open(tmp_path / "a.tif") as im:
+        assert im.info["dpi"] == pytest.approx((1, 1))
+    r.pixels = None
+    save_picture(r, tmp_path / "b.png")
+    assert read_recipe(tmp_path / "b.png") == {"status": "done"} and Image.open(tmp_path / "b.png").mode == "RGB"

@@ -300,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("styles", nargs="+", metavar="STYLE", help="one or more style images: paths or URLs")
     groups = config_groups(p)
     groups["common"].add_argument(
-        "-o", "--output", help="output image: .png (its recipe inside) or .jpg [default: CONTENT-STYLE.png beside "
+        "-o", "--output", help="output image: .png, .tif, .webp or .jpg, its recipe inside [default: CONTENT-STYLE.png beside "
         "the content (STYLE1+STYLE2 for two), numbered -2, -3, … rather than overwrite]")
     run = groups["run"]
     run.add_argument("--force", action="store_true", help="overwrite an existing -o OUTPUT")
