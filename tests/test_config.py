@@ -38,6 +38,7 @@ ACCEPTED = [
     ("style_blend", "tuple[float, ...] | None", [("0.2,0.8", (0.2, 0.8)), (" 0.2 0.8 ", (0.2, 0.8)),
                                                  ([1, 3], (1.0, 3.0)), ((0.5,), (0.5,)), ("", None)]),
     ("keep_mask", "ImagePath | None", [("face.png", "face.png"), ("none", None), (None, None)]),
+    ("background", "Spec | None", [("white", "white"), ("#f4efe6", "#f4efe6"), ("none", None), (None, None)]),
     ("masks", "tuple[ImagePath, ...] | None", [("sky.png,bridge.png", ("sky.png", "bridge.png")),
                                                (["sky.png", "b.png"], ("sky.png", "b.png")), ("none", None)]),
 ]

@@ -486,7 +486,7 @@ def test_output_problems_are_caught_before_the_run(corpus, tmp_path, capsys, mon
     (tmp_path / "adir.png").mkdir()
     cases = [
         ([str(tmp_path / "no" / "such" / "o.png")], ["does not exist"]),
-        ([str(tmp_path / "o.txt")], ["o.txt", "unknown image extension '.txt'", ".png or .jpg"]),
+        ([str(tmp_path / "o.txt")], ["o.txt", "unknown image extension '.txt'", ".png, .jpg"]),
         ([str(tmp_path / "o.gif")], ["unknown image extension '.gif'"]),
         ([str(tmp_path / "noext")], ["noext", "no image extension"]),
         ([""], ["give a file name"]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,14 +30,16 @@ from .core.targets import StyleTargets
 from .core.vgg import LAYER_NAMES
 from .errors import ConfigError, ResourceError, WriteError
 from .frames import FrameOutcome, FrameRunner  # impasto.video's engine: one runner a clip, a run a frame
-from .inputs import ImageLike, Prepared, fingerprint, postprocess, prepare, style_list, style_transform
+from .inputs import ImageLike, Prepared, fingerprint, finish, postprocess, prepare, style_list, style_transform
 from .io.checkpoint import check_position, load_checkpoint, save_checkpoint
-from .io.files import check_not_input, check_output
-from .io.images import LoadedImage, tensor_to_pil
+from .io.files import SAVE_FORMATS, check_not_input, check_output
+from .io.images import LoadedImage
 from .io.recipe import save_image
+from .io.streams import SafeStream
 from .masks import MASK_FIELDS, split_overrides
 from .meter import Distances, Meter, measure
-from .preflight import check_memory, check_sizes
+from .outputs import check_format
+from .preflight import check_memory, check_sizes, pick_tiles
 from .progress import RunProgress
 from .reblend import blend_file, blend_images
 from .result import (
@@ -47,6 +50,8 @@ from .result import (
     Result,
     describe_convention,
     recipe,
+    render,
+    save_picture,
     write_history,
     write_run,
 )
@@ -59,7 +64,7 @@ __all__ = [
     "check_memory", "describe_convention", "fingerprint", "fit_long_side", "layer_shapes", "measure", "resolve_config",
     "resolve_device",
     "resolve_precision",
-    "resume_state", "run_states", "save_run_checkpoint", "schedule", "stylize", "stylize_batch", "total_steps",
+    "resume_state", "run_states", "save_picture", "save_run_checkpoint", "schedule", "stylize", "stylize_batch", "total_steps",
     "write_history",
 ]
 
@@ -69,7 +74,7 @@ BATCH_SHARED = (
     "size", "size_side", "shape", "start_size", "scale_factor", "steps", "first_steps", "scale_steps", "optimizer",
     "weights", "pooling", "padding", "loss_norm", "style_loss", "neighbour_refresh", "neighbour_rotations", "param", "tol",
     "preserve_color", "style_scale", "style_fit",
-    "device", "tile_size", "checkpoint", "precision", "style_masks", "mask_rule",
+    "device", "tile_size", "checkpoint", "precision", "style_masks", "mask_rule", "print_size",
 )
 
 
@@ -139,8 +144,8 @@ def _observer(cfgs: Sequence[StyleConfig], prepared: Prepared, state: RunState, 
         cfg = cfgs[step.index]
 
         def as_pil(i: int = step.index) -> Image.Image:
-            return tensor_to_pil(postprocess(cfg, state.images[i].detach().clone(), prepared.content_rgb,
-                                             _keep(prepared, i), prepared.palette))
+            return render(finish(cfg, postprocess(cfg, state.images[i].detach().clone(), prepared.content_rgb,
+                                                  _keep(prepared, i), prepared.palette), prepared.alpha))
 
         eta = progress.update(step)
         if cfg.save_every and step.step % cfg.save_every == 0:
@@ -228,7 +233,17 @@ def stylize_batch(
             check_not_input(o, inputs)
     device = resolve_device(c0.device)
     prepared = prepare(content, styles, cfgs, device, masks)
+    for c, o in zip(cfgs, checked):
+        if o is not None:
+            check_format(o, SAVE_FORMATS[o.suffix.lower()], bit_depth=c.bit_depth, source=prepared.names["content"],
+                         transparent=prepared.alpha is not None and c.background is None)
     size: tuple[int, int] = tuple(prepared.content.shape[-2:])  # type: ignore[assignment]
+    cfgs, tiles = pick_tiles(cfgs, size, device)
+    if tiles:  # a print's size decides the tiles: said before the run; a choice of tiles is kept in the recipe
+        if progress:
+            print(f"impasto: {tiles}", file=SafeStream(sys.stderr))
+        if cfgs[0].tile_size:
+            prepared.notes.append(tiles)
     check_sizes(cfgs, prepared.content, prepared.styles, prepared.names)
     check_memory(cfgs, size, device, [tuple(s.shape[-2:]) for s in prepared.styles])  # type: ignore[misc]
     state = state if state is not None else initial_state(prepared.content, cfgs, prepared.inits)
@@ -244,12 +259,12 @@ def stylize_batch(
     elapsed = time.perf_counter() - t0
     results = []
     for i, cfg in enumerate(cfgs):
-        img = tensor_to_pil(postprocess(cfg, state.images[i], prepared.content_rgb, _keep(prepared, i),
-                                        prepared.palette))
-        results.append(Result(image=img, config=cfg, history=state.history[i], status=state.item_status(i),
+        pixels = finish(cfg, postprocess(cfg, state.images[i], prepared.content_rgb, _keep(prepared, i),
+                                         prepared.palette), prepared.alpha).detach().float().cpu()
+        results.append(Result(image=render(pixels), config=cfg, history=state.history[i], status=state.item_status(i),
                               message=state.item_message(i), elapsed=elapsed,
                               recipe=recipe(cfg, device, prepared, state, i, elapsed), state=state,
-                              snapshots=snapshots[i]))
+                              snapshots=snapshots[i], pixels=pixels))
     ckpts = [Path(c) if c is not None else None for c in (checkpoints or [None] * len(cfgs))]
     for i, out in enumerate(checked):
         if out is not None:
@@ -326,7 +341,10 @@ def resume_state(path: str | Path, config: StyleConfig, content: ImageLike, styl
         saved = from_dict(data["config"])
     except ConfigError as e:  # written by another version of impasto
         raise ConfigError(f"{path}: its settings do not load here ({e}); delete it and start afresh") from None
-    saved = saved.replace(save_every=config.save_every, max_pixels=config.max_pixels)  # these do not change pixels
+    # These do not change what the run computes (a print's tiles were picked for it: they are picked again).
+    tiles = config.tile_size if config.print_size is not None and not config.tile_size else saved.tile_size
+    saved = saved.replace(save_every=config.save_every, max_pixels=config.max_pixels, bit_depth=config.bit_depth,
+                          background=config.background, tile_size=tiles)
     if saved.key() != config.key():
         a, b = saved.to_dict(), config.to_dict()
         diff = ", ".join(f"{k} {a[k]!r} (now {b[k]!r})" for k in a if k != "device" and a[k] != b.get(k))

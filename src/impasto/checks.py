@@ -23,6 +23,7 @@ def check_ranges(c: StyleConfig) -> None:
     _check_layers(c)
     _check_options(c)
     _check_masks(c)
+    _check_output(c)
 
 
 def suggest(word: object, choices: Any) -> str:
@@ -127,3 +128,14 @@ def _check_masks(c: StyleConfig) -> None:  # masks.py checks what needs the imag
         raise invalid("masks", ",".join(c.masks), "every style image needs its mask (or leave that style out)")
     if not (math.isfinite(c.mask_feather) and 0 <= c.mask_feather <= 0.25):
         raise invalid("mask_feather", c.mask_feather, "must be between 0 (hard edges) and 0.25 (0.01 is good)")
+
+
+def _check_output(c: StyleConfig) -> None:
+    from .outputs import parse_colour, parse_print
+
+    if c.print_size is not None:
+        parse_print(c.print_size)
+    if c.bit_depth not in (8, 16):
+        raise invalid("bit_depth", c.bit_depth, "choose 8 or 16 (16 for .png and .tif)")
+    if c.background is not None:
+        parse_colour(c.background)

@@ -134,13 +134,15 @@ def install_stop(stop: Any) -> Callable[[], None]:
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
-    from .io.files import check_input, check_output
+    from .io.files import SAVE_FORMATS, check_input, check_output
+    from .outputs import check_format
 
     cfg = config_from_args(args)  # a bad setting is a usage error, found before torch is imported
     if args.output is None:  # a new name beside the content: never overwrites, so --force changes nothing
         out = check_output(default_output(args.content, args.styles, resume=args.resume), force=args.resume)
     else:
         out = check_output(args.output, force=args.force or args.resume)  # before any work, and before OUT.ckpt
+    check_format(out, SAVE_FORMATS[out.suffix.lower()], bit_depth=cfg.bit_depth, transparent=False)  # 16-bit JPEG
     for source in (args.content, *args.styles):
         check_input(source)  # a mistyped path is found before torch is imported (3-4 s), as a bad flag is
     from .api import StopToken, resume_state, stylize
@@ -299,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("styles", nargs="+", metavar="STYLE", help="one or more style images: paths or URLs")
     groups = config_groups(p)
     groups["common"].add_argument(
-        "-o", "--output", help="output image: .png (its recipe inside) or .jpg [default: CONTENT-STYLE.png beside "
+        "-o", "--output", help="output image: .png, .tif, .webp or .jpg, its recipe inside [default: CONTENT-STYLE.png beside "
         "the content (STYLE1+STYLE2 for two), numbered -2, -3, … rather than overwrite]")
     run = groups["run"]
     run.add_argument("--force", action="store_true", help="overwrite an existing -o OUTPUT")

@@ -37,6 +37,7 @@ def shown(value: Any, limit: int = 80) -> str:
 
 
 ImagePath = NewType("ImagePath", str)  # a field that names an image file or URL (masks), not a layer
+Spec = NewType("Spec", str)  # a setting written in its own small grammar (a colour, a print size); none: not set
 Coercer = Callable[[str, Any], Any]
 _NONE = (None, "", "none", "None")  # how "not set" is written for an optional field
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
@@ -194,6 +195,7 @@ COERCERS: dict[Any, Coercer] = {
     tuple[float, ...] | None: _optional(_numbers(_float, 'numbers, e.g. "0.3,0.7"')),
     tuple[str, ...]: _layers,
     ImagePath | None: _optional(_str),
+    Spec | None: _optional(_str),
     tuple[ImagePath, ...] | None: _optional(_paths),
     tuple[tuple[str, float], ...]: _weighted_layers,
 }

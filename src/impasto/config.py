@@ -17,9 +17,10 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from .bounds import MAX_TOML_BYTES, parse_toml
 from .checks import check_ranges, suggest
-from .coercion import ImagePath, coercer, invalid
+from .coercion import ImagePath, Spec, coercer, invalid
 from .core.schedule import fit_side
 from .errors import ConfigError
+from .outputs import parse_print
 from .presets import DEFAULT_STYLE_LAYERS, PRESETS
 from .presets import PRESET_NOTES as PRESET_NOTES  # re-exported: impasto.config.PRESET_NOTES
 
@@ -147,6 +148,16 @@ class StyleConfig:
     """How masks reach each style layer: ``simple`` (painted up to borders) or ``inside`` (no style crosses one)."""
     mask_feather: float = 0.01
     """Soft mask edges: a blur of this fraction of the result's long side; 0: as given."""
+    print_size: Spec | None = None
+    """A print, WIDTHxHEIGHT in cm, mm or in at a DPI (30x40cm@300dpi, 8x10in@300dpi): the result's exact size in
+    pixels (the photo cropped to the print's proportions, centred) and the DPI written into the file; overrides
+    ``size`` and ``shape``. The memory check picks tiles when the print does not fit whole."""
+    bit_depth: int = 8
+    """Bits a channel of the written image: 8, or 16 for .png and .tif (the float result is quantised once, as it
+    is written)."""
+    background: Spec | None = None
+    """A colour (white, #f4efe6) to flatten a transparent photo's result onto; none: the result keeps the photo's
+    transparency (.png, .webp, .tif; a .jpg needs a background)."""
     tile_size: int = 0
     """Run VGG on tiles of this many pixels (a multiple of 16) with random offsets each step, for sizes beyond memory
     (4096 px); the gradient is the whole image's. 0: the whole image at once."""
@@ -196,6 +207,8 @@ class StyleConfig:
     def result_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) of the result for a content image of ``height`` × ``width``: ``shape``, or the content's aspect
         ratio with ``size`` on its ``size_side`` side."""
+        if self.print_size is not None:
+            return parse_print(self.print_size).shape
         return self.shape if self.shape is not None else fit_side(height, width, self.size, self.size_side)
 
     def key(self) -> str:

@@ -40,6 +40,7 @@ FIELD_GROUPS = {
     "neighbour_mix": "losses", "neighbour_refresh": "losses", "neighbour_rarity": "losses", "neighbour_rotations": "losses",
     "style_scale": "losses", "style_fit": "losses",
     "content_layers": "layers", "style_layers": "layers", "pooling": "layers", "padding": "layers", "weights": "layers",
+    "print_size": "print", "bit_depth": "print", "background": "print",
     "tile_size": "print", "checkpoint": "print", "max_pixels": "print",
     "device": "devices", "precision": "devices",
     "save_every": "run",
@@ -53,9 +54,11 @@ METAVARS = {
     "style_blend": "W,W,...", "content_layers": "LAYER,...", "style_layers": "LAYER:W,...",
     "init": "{content,noise,gaussian}|FILE", "weights": "{bundled,torchvision}|FILE",
     "device": "{auto,cpu,cuda,cuda:N,mps}",
+    "print_size": "WxHUNIT@DPI", "bit_depth": "{8,16}", "background": "COLOUR",
     "masks": "MASK", "mask_colors": "IMAGE", "keep_mask": "MASK", "style_masks": "MASK|none",
 }
 NARGS = {"masks": "+", "style_masks": "+"}  # one value per style image: --masks sky.png bridge.png
+ALIASES = {"print_size": ("--print",)}  # the short form the docs use: --print 30x40cm@300dpi
 _TYPE_METAVARS = {int: "N", float: "X", str: "VALUE"}
 _HINTS = get_type_hints(StyleConfig)
 
@@ -134,8 +137,8 @@ def add_config_flags(groups: Mapping[str, Any]) -> None:
         else:
             base = next((a for a in get_args(hint) if a is not type(None)), hint)  # int | None → int
             metavar = METAVARS.get(name) or _TYPE_METAVARS.get(base) or name.upper()
-        g.add_argument(flag_name(name), dest=name, default=None, metavar=metavar, nargs=NARGS.get(name),
-                       help=doc + shown)
+        g.add_argument(flag_name(name), *ALIASES.get(name, ()), dest=name, default=None, metavar=metavar,
+                       nargs=NARGS.get(name), help=doc + shown)
 
 
 def config_from_args(args: argparse.Namespace) -> StyleConfig:

@@ -17,10 +17,11 @@ from .core import colour
 from .core.guides import resize_guide
 from .core.objective import Guides
 from .core.targets import resize, style_size
-from .errors import ConfigError
+from .errors import ConfigError, ImageError
 from .io.fetch import is_url
 from .io.images import LoadedImage, load_image, pil_to_tensor, resize_exact
-from .masks import prepare_masks
+from .masks import MIN_SHARE, prepare_masks
+from .outputs import cover_box, parse_colour
 
 ImageLike = Any  # str | os.PathLike | PIL.Image.Image | torch.Tensor | bytes | LoadedImage
 SINGLE = (str, os.PathLike, Image.Image, torch.Tensor, bytes, LoadedImage)
@@ -78,6 +79,7 @@ class Prepared:
     style_guides: list[torch.Tensor | None] | None = None  # per style image: the part of it to take the style from
     palette: tuple[torch.Tensor, torch.Tensor] | None = None  # preserve_color="palette": the styles' chroma stats
     content_fingerprint: str = ""  # the photo at the result's size alone: what ``impasto blend`` checks it against
+    alpha: torch.Tensor | None = None  # (1, 1, H, W) in [0, 1]: the photo's alpha at the final size, for the result
 
 
 def _check_blends(cfgs: Sequence[StyleConfig], n_styles: int) -> None:
@@ -100,11 +102,15 @@ def prepare(content: ImageLike, styles: Sequence[ImageLike] | ImageLike, cfgs: S
     c_img = load_image(content, max_pixels=c0.max_pixels)
     s_imgs = [load_image(s, max_pixels=c0.max_pixels) for s in styles]
     h, w = final_size(c_img.image, c0)
+    box = cover_box(*c_img.image.size, (h, w)) if c0.print_size is not None else (0.0, 0.0, 1.0, 1.0)
+    c_img = _cropped(c_img, box)
     content_pil = resize_exact(c_img.image, h, w)
     style_pils = [resize_exact(s.image, *style_size((s.image.height, s.image.width), (h, w), c0.style_scale,
                                                     c0.style_fit, c0.size_side, least=8)) for s in s_imgs]
     content_t = pil_to_tensor(content_pil).to(device)
     style_ts = [pil_to_tensor(s).to(device) for s in style_pils]
+    alpha = _alpha(c_img, (h, w), device)
+    style_alphas = [_alpha(s, tuple(t.shape[-2:]), device) for s, t in zip(s_imgs, style_ts)]
     inits: list[torch.Tensor | None] = []
     for c in cfgs:
         if c.init in ("content", "noise", "gaussian"):
@@ -120,11 +126,41 @@ def prepare(content: ImageLike, styles: Sequence[ImageLike] | ImageLike, cfgs: S
     names = {"content": recorded_name(content, c_img), "styles": [recorded_name(s, i) for s, i in zip(styles, s_imgs)]}
     notes = c_img.notes + [n for s in s_imgs for n in s.notes]
     m = prepare_masks(cfgs, (h, w), [s.name for s in s_imgs], [tuple(s.shape[-2:]) for s in style_ts],  # type: ignore[misc]
-                      device, masks)
+                      device, masks, opaque=_opaque(alpha, c_img.name), style_alphas=style_alphas, box=box)
     palette = colour.chroma_stats(style_ts) if c0.preserve_color == "palette" else None
+    alpha_pil = [resize_exact(c_img.alpha, h, w)] if c_img.alpha is not None else []
     return Prepared(engine_content, content_t, style_ts, inits, {**names, **m.names},
-                    fingerprint(content_pil, *style_pils), notes + m.notes, m.guides, m.keeps, m.style_guides, palette,
-                    fingerprint(content_pil))
+                    fingerprint(content_pil, *style_pils, *alpha_pil), notes + m.notes, m.guides, m.keeps,
+                    m.style_guides, palette, fingerprint(content_pil), alpha)
+
+
+def _cropped(loaded: LoadedImage, box: tuple[float, float, float, float]) -> LoadedImage:
+    """The centred part of the photo a print keeps (``outputs.cover_box``), with a note saying what was cut."""
+    if box == (0.0, 0.0, 1.0, 1.0):
+        return loaded
+    w, h = loaded.image.size
+    px = (round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h))
+    cut = f"{w - (px[2] - px[0])} px of its width" if px[2] - px[0] < w else f"{h - (px[3] - px[1])} px of its height"
+    note = f"{loaded.name}: cropped to the print's proportions (centred; {cut} cut)"
+    alpha = loaded.alpha.crop(px) if loaded.alpha is not None else None
+    return LoadedImage(loaded.image.crop(px), loaded.name, [*loaded.notes, note], alpha)
+
+
+def _alpha(loaded: LoadedImage, size: tuple[int, int], device: torch.device) -> torch.Tensor | None:
+    """An image's alpha channel at ``size`` (h, w) as (1, 1, h, w) in [0, 1], or None when it is opaque."""
+    if loaded.alpha is None:
+        return None
+    return pil_to_tensor(resize_exact(loaded.alpha, *size).convert("RGB"))[:, :1].to(device)
+
+
+def _opaque(alpha: torch.Tensor | None, name: str) -> torch.Tensor | None:
+    """Where the photo is not fully transparent (1) — the only pixels the losses see — or None without alpha."""
+    if alpha is None:
+        return None
+    opaque = (alpha > 0.5 / 255).float()
+    if float(opaque.mean()) < MIN_SHARE:
+        raise ImageError(f"{name}: is transparent all over; give a photo with something visible in it")
+    return opaque
 
 
 def style_transform(cfg: StyleConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
@@ -153,3 +189,15 @@ def postprocess(cfg: StyleConfig, img: torch.Tensor, content_rgb: torch.Tensor,
     if cfg.strength < 1:  # the photo blended back in, in OKLab (core/colour.py says why); 1: the result as it is
         batch = colour.blend_strength(resize(content_rgb, size), batch, cfg.strength)
     return batch[0]
+
+
+def finish(cfg: StyleConfig, rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+    """The final RGB (3, h, w) → what is written, still float: with the photo's ``alpha`` (1, 1, H, W) as a fourth
+    channel (4, h, w), or flattened onto ``cfg.background`` (3, h, w); the RGB alone for an opaque photo."""
+    if alpha is None:
+        return rgb
+    a = resize_guide(alpha, tuple(rgb.shape[-2:])).to(rgb)[0].clamp(0, 1)  # (1, h, w)
+    if cfg.background is None:
+        return torch.cat([rgb, a])
+    bg = torch.tensor(parse_colour(cfg.background), dtype=rgb.dtype, device=rgb.device).view(3, 1, 1) / 255
+    return rgb * a + bg * (1 - a)

@@ -16,6 +16,10 @@ work) and makes, for a batch of runs:
   photo's. It is dilated by 3σ of the feather before blurring, so that the composite is the photo over the whole
   mask and the seam's ramp lies outside it.
 - the style images' own guides (``style_masks``), at their prepared sizes.
+- transparency, through the same guides: where the photo is fully transparent (``opaque`` 0) no region and no
+  content term sees a pixel, as if an ignore mask covered it; a style image's alpha is its style guide (times its
+  ``style_masks`` entry), so its transparent part adds nothing to its statistics. A print's crop (``box``) applies
+  to the masks drawn over the photo as it does to the photo.
 """
 
 from __future__ import annotations
@@ -99,6 +103,17 @@ def to_grey(im: Image.Image) -> Image.Image:
     return to_rgb(im).convert("L")
 
 
+Box = tuple[float, float, float, float]  # (left, top, right, bottom) as fractions: the part of the photo kept
+WHOLE: Box = (0.0, 0.0, 1.0, 1.0)
+
+
+def _crop(im: Image.Image, box: Box) -> Image.Image:
+    if box == WHOLE:
+        return im
+    w, h = im.size
+    return im.crop((round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h)))
+
+
 def _tensor(grey: Image.Image, size: tuple[int, int], device: torch.device) -> torch.Tensor:
     h, w = size
     if grey.size != (w, h):
@@ -108,20 +123,21 @@ def _tensor(grey: Image.Image, size: tuple[int, int], device: torch.device) -> t
 
 
 def load_mask(source: Any, name: str, size: tuple[int, int], device: torch.device,
-              max_pixels: int = 40_000_000) -> torch.Tensor:
-    """One mask (greyscale or alpha, any size) → (1, 1, h, w) in [0, 1] at ``size``."""
-    return _tensor(to_grey(_decoded(source, name, max_pixels)), size, device)
+              max_pixels: int = 40_000_000, box: Box = WHOLE) -> torch.Tensor:
+    """One mask (greyscale or alpha, any size) → (1, 1, h, w) in [0, 1] at ``size`` (of its part ``box``)."""
+    return _tensor(_crop(to_grey(_decoded(source, name, max_pixels)), box), size, device)
 
 
 def split_colors(source: Any, name: str, n_styles: int, size: tuple[int, int], device: torch.device,
-                 max_pixels: int = 40_000_000) -> tuple[list[torch.Tensor], list[str]]:
+                 max_pixels: int = 40_000_000, box: Box = WHOLE) -> tuple[list[torch.Tensor], list[str]]:
     """A colour-coded image → one (1, 1, h, w) 0/1 mask per style image, and the colours in style order (hex).
 
     The main colours are those covering at least MIN_COLOR_SHARE of the image, after merging colours within
     COLOR_MERGE of each other; every pixel goes to its nearest main colour. They are ordered by where each first
     appears, reading from the top-left."""
     h, w = size
-    rgb = to_rgb(_decoded(source, name, max_pixels)).resize((w, h), Image.Resampling.NEAREST)  # no new colours
+    rgb = _crop(to_rgb(_decoded(source, name, max_pixels)), box).resize((w, h), Image.Resampling.NEAREST)  # no new
+    # colours
     arr = np.asarray(rgb, dtype=np.int64).reshape(-1, 3)
     keys = (arr[:, 0] >> 3) << 10 | (arr[:, 1] >> 3) << 5 | (arr[:, 2] >> 3)
     counts = np.bincount(keys, minlength=1 << 15)
@@ -159,8 +175,8 @@ def _share(t: torch.Tensor) -> float:
 class _Loader:
     """Loads each source once per batch (variants of a sweep often share masks)."""
 
-    def __init__(self, size: tuple[int, int], device: torch.device, max_pixels: int) -> None:
-        self.size, self.device, self.max_pixels = size, device, max_pixels
+    def __init__(self, size: tuple[int, int], device: torch.device, max_pixels: int, box: Box = WHOLE) -> None:
+        self.size, self.device, self.max_pixels, self.box = size, device, max_pixels, box
         self.cache: dict[Any, Any] = {}
 
     def key(self, kind: str, source: Any, *extra: Any) -> Any:
@@ -168,14 +184,15 @@ class _Loader:
 
     def mask(self, source: Any, name: str, size: tuple[int, int] | None = None) -> torch.Tensor:
         k = self.key("mask", source, size)
-        if k not in self.cache:
-            self.cache[k] = load_mask(source, name, size or self.size, self.device, self.max_pixels)
+        if k not in self.cache:  # a mask over the photo (no size of its own) is cropped as the photo is
+            self.cache[k] = load_mask(source, name, size or self.size, self.device, self.max_pixels,
+                                      self.box if size is None else WHOLE)
         return self.cache[k]
 
     def colors(self, source: Any, name: str, n: int) -> tuple[list[torch.Tensor], list[str]]:
         k = self.key("colors", source, n)
         if k not in self.cache:
-            self.cache[k] = split_colors(source, name, n, self.size, self.device, self.max_pixels)
+            self.cache[k] = split_colors(source, name, n, self.size, self.device, self.max_pixels, self.box)
         return self.cache[k]
 
 
@@ -253,10 +270,13 @@ def _style_guides(cfg: StyleConfig, src: Mapping[str, Any], loader: _Loader,
 
 def prepare_masks(cfgs: Sequence[StyleConfig], size: tuple[int, int], style_names: Sequence[str],
                   style_sizes: Sequence[tuple[int, int]], device: torch.device,
-                  images: Mapping[str, Any] | None = None) -> MaskSet:
-    """The batch's masks (from each config, or ``images`` for every run) → a MaskSet; raises before any work."""
+                  images: Mapping[str, Any] | None = None, *, opaque: torch.Tensor | None = None,
+                  style_alphas: Sequence[torch.Tensor | None] = (), box: Box = WHOLE) -> MaskSet:
+    """The batch's masks (from each config, or ``images`` for every run) → a MaskSet; raises before any work.
+    ``opaque`` (1, 1, H, W): where the photo is not fully transparent; ``style_alphas``: each style image's alpha at
+    its prepared size (or None); ``box``: the part of the photo a print keeps."""
     images = dict(images or {})
-    loader = _Loader(size, device, cfgs[0].max_pixels)
+    loader = _Loader(size, device, cfgs[0].max_pixels, box)
     notes: list[str] = []
     sources = [{k: images.get(k, getattr(c, k)) for k in MASK_FIELDS} for c in cfgs]
     if any(s["masks"] is not None and s["mask_colors"] is not None for s in sources):
@@ -267,19 +287,36 @@ def prepare_masks(cfgs: Sequence[StyleConfig], size: tuple[int, int], style_name
     for m, k, s in zip(regions, keeps, sources):
         if m is not None:
             _check_regions(m, k, s, style_names)
-    style_guides = _style_guides(cfgs[0], sources[0], loader, style_sizes)
+    style_guides = _with_alphas(_style_guides(cfgs[0], sources[0], loader, style_sizes), style_alphas, style_names)
     names = {k: ([_label(x) for x in v] if isinstance(v, (list, tuple)) else _label(v))
              for k, v in images.items() if v is not None}
-    return MaskSet(_guides(cfgs, regions, keeps, len(style_names), size, device), keeps, style_guides, names, notes)
+    return MaskSet(_guides(cfgs, regions, keeps, len(style_names), size, device, opaque), keeps, style_guides, names,
+                   notes)
+
+
+def _with_alphas(guides: list[torch.Tensor | None] | None, alphas: Sequence[torch.Tensor | None],
+                 names: Sequence[str]) -> list[torch.Tensor | None] | None:
+    """The style guides times the style images' alphas (0 where fully transparent, 1 elsewhere)."""
+    if not any(a is not None for a in alphas):
+        return guides
+    out: list[torch.Tensor | None] = []
+    for i, (g, a) in enumerate(zip(guides or [None] * len(alphas), alphas)):
+        seen = (a > 0.5 / 255).float() if a is not None else None
+        both = seen if g is None else (g if seen is None else g * seen)
+        if both is not None and _share(both) < MIN_SHARE:
+            raise ImageError(f"style image {i + 1} ({names[i]}): nothing of it is left to take the style from "
+                             "(transparent all over, or where its style mask marks it)")
+        out.append(both)
+    return out
 
 
 def _guides(cfgs: Sequence[StyleConfig], regions: Sequence[torch.Tensor | None],
             keeps: Sequence[torch.Tensor | None], n_styles: int, size: tuple[int, int],
-            device: torch.device) -> Guides | None:
-    ones = torch.ones(1, 1, *size, device=device)
-    free = [1 - k if k is not None else ones for k in keeps]  # where style may go, per run
-    content = torch.cat([1 + (KEEP_CONTENT - 1) * k if k is not None else ones for k in keeps]) \
-        if any(k is not None for k in keeps) else None
+            device: torch.device, opaque: torch.Tensor | None = None) -> Guides | None:
+    ones = opaque if opaque is not None else torch.ones(1, 1, *size, device=device)  # where the losses look
+    free = [(1 - k) * ones if k is not None else ones for k in keeps]  # where style may go, per run
+    content = torch.cat([(1 + (KEEP_CONTENT - 1) * k) * ones if k is not None else ones for k in keeps]) \
+        if any(k is not None for k in keeps) or opaque is not None else None
     rule = cfgs[0].mask_rule
     if all(m is None for m in regions):
         if content is None:

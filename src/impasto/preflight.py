@@ -15,14 +15,45 @@ from .core.vgg import LAYER_NAMES
 from .errors import ConfigError, ImageError, ResourceError
 from .runtime import available_memory
 
+TILE_CHOICES = (2048, 1536, 1024, 768, 512)  # the largest that fits is chosen (fewer tiles: less halo work)
+
+
+def _need(cfgs: Sequence[StyleConfig], size: tuple[int, int], tile: int) -> int:
+    c = cfgs[0]
+    layers = sorted({*c.content_layers, *(n for n, _ in c.style_layers)})
+    return estimate_bytes(*size, layers, batch=len(cfgs), lbfgs_history=100 if c.optimizer == "lbfgs" else 0,
+                          tile=tile, checkpoint=c.checkpoint, padding=c.padding)
+
+
+def pick_tiles(cfgs: Sequence[StyleConfig], size: tuple[int, int], device: torch.device
+               ) -> tuple[list[StyleConfig], str | None]:
+    """For a print (``print_size``) without ``tile_size``: the configs with the largest tile size that fits the
+    device's free memory when the whole image does not, and a line saying what was decided (None when there is
+    nothing to decide: no print, tiles already chosen, or the free memory unknown). When no tile size fits,
+    ``check_memory`` refuses the run with its own line."""
+    c = cfgs[0]
+    have = available_memory(device)
+    if c.print_size is None or c.tile_size or have is None:
+        return list(cfgs), None
+    gib = lambda n: f"{n / 2**30:.1f} GiB"
+    whole = _need(cfgs, size, 0)
+    where = f"the {size[1]}x{size[0]} px print"
+    if whole <= 0.9 * have:
+        return list(cfgs), f"{where} fits in {device.type} memory whole (about {gib(whole)} of {gib(have)} free)"
+    for tile in TILE_CHOICES:
+        need = _need(cfgs, size, tile)
+        if tile < max(size) and need <= 0.9 * have:
+            return [x.replace(tile_size=tile) for x in cfgs], (
+                f"{where} needs about {gib(whole)} whole but {device.type} has {gib(have)} free: painting it in "
+                f"{tile} px tiles (about {gib(need)}; --tile-size {tile})")
+    return list(cfgs), None
+
 
 def check_memory(cfgs: Sequence[StyleConfig], size: tuple[int, int], device: torch.device,
                  style_sizes: Sequence[tuple[int, int]] = ()) -> int:
     """The estimated peak bytes of a batch's step; a ResourceError (with a size that fits) when it would not fit."""
     c = cfgs[0]
-    layers = sorted({*c.content_layers, *(n for n, _ in c.style_layers)})
-    need = estimate_bytes(*size, layers, batch=len(cfgs), lbfgs_history=100 if c.optimizer == "lbfgs" else 0,
-                          tile=c.tile_size, checkpoint=c.checkpoint, padding=c.padding)
+    need = _need(cfgs, size, c.tile_size)
     have = available_memory(device)
     if have is not None and need > 0.9 * have:
         scale = (0.9 * have / need) ** 0.5

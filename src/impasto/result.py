@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -19,8 +20,10 @@ from .core.terms import TERM_DESCRIPTIONS, TERM_NAMES
 from .errors import WriteError
 from .inputs import Prepared
 from .io.checkpoint import save_checkpoint
+from .io.encode import to_pil
 from .io.files import atomic_write, check_output
 from .io.recipe import save_image
+from .outputs import parse_print
 from .runtime import resolve_precision
 
 LOSS_CONVENTIONS = {
@@ -62,6 +65,7 @@ class Result:
     recipe: dict[str, Any]
     state: RunState | None = field(default=None, repr=False)
     snapshots: list[tuple[int, Image.Image]] = field(default_factory=list, repr=False)
+    pixels: torch.Tensor | None = field(default=None, repr=False)  # (3|4, H, W) float: what ``save`` quantises
 
     @property
     def losses(self) -> dict[str, float]:
@@ -69,7 +73,8 @@ class Result:
         return {k: v for k, v in self.history[-1].items() if k not in ("step", "scale", "time")} if self.history else {}
 
     def save(self, path: str | os.PathLike[str], *, force: bool = True) -> Path:
-        """Save the image (PNG with its recipe, or JPEG) and the loss history beside it (``.losses.csv``)."""
+        """Save the image (PNG, TIFF, WebP or JPEG, with its recipe, at the config's ``bit_depth``) and the loss
+        history beside it (``.losses.csv``)."""
         p = check_output(path, force=force)
         write_result(self, p)
         return p
@@ -90,9 +95,34 @@ def history_columns(history: list[dict[str, float]]) -> list[str]:
 
 def write_result(result: Result, path: Path) -> None:
     """The image (with its recipe), then its loss history beside it, to an output already checked: a full disk is
-    a WriteError naming the file that failed, and the image stays when only its history could not be written."""
-    save_image(result.image, path, result.recipe)
+    a WriteError naming the file that failed, and the image stays when only its history could not be written.
+    The float pixels are quantised here, once, at the config's bit depth."""
+    save_picture(result, path)
     write_history(path.with_suffix(".losses.csv"), result.history)
+
+
+def save_picture(result: Result, path: Path, recipe: dict[str, Any] | None = None) -> None:
+    """The result's image alone (``recipe``: another recipe than its own), from its float pixels when it has them,
+    at its config's bit depth and with its print's DPI."""
+    cfg = result.config
+    picture = as_array(result.pixels) if result.pixels is not None else result.image
+    save_image(picture, path, recipe if recipe is not None else result.recipe, bit_depth=cfg.bit_depth,
+               dpi=print_dpi(cfg))
+
+
+def as_array(pixels: torch.Tensor) -> np.ndarray:
+    """(C, H, W) float → (H, W, C) float32 numpy, what the writers take."""
+    return pixels.detach().float().cpu().permute(1, 2, 0).numpy()
+
+
+def render(pixels: torch.Tensor) -> Image.Image:
+    """(3|4, H, W) float → an 8-bit RGB or RGBA PIL image."""
+    return to_pil(as_array(pixels))
+
+
+def print_dpi(cfg: StyleConfig) -> float | None:
+    """The DPI a print's file records; None without ``print_size``."""
+    return parse_print(cfg.print_size).dpi if cfg.print_size is not None else None
 
 
 def write_run(result: Result, path: Path, checkpoint: Path | None = None, index: int = 0) -> None:

@@ -28,7 +28,17 @@ from typing import Any
 
 from PIL import Image
 
-from ..api import RunState, Status, Step, StopToken, batch_key, resolve_config, resume_state, save_run_checkpoint
+from ..api import (
+    RunState,
+    Status,
+    Step,
+    StopToken,
+    batch_key,
+    resolve_config,
+    resume_state,
+    save_picture,
+    save_run_checkpoint,
+)
 from ..api import run_states as states
 from ..config import StyleConfig
 from ..errors import ConfigError, ImageError, OutputError
@@ -286,7 +296,7 @@ class _Run:
                 save_run_checkpoint(p.checkpoint, dataclasses.replace(r, state=states.take(r.state, [i])))
                 continue
             recipe = {**r.recipe, "batch": {"content": p.content, "styles": list(p.styles), "pair": p.name}}
-            save_image(r.image, p.path, recipe)
+            save_picture(r, p.path, recipe)  # its float pixels, at its bit depth, with its alpha
             self.thumbs[p.name] = thumbnail(r.image)
             p.checkpoint.unlink(missing_ok=True)
             self.states.pop(name, None)

@@ -24,7 +24,8 @@ from typing import Any
 from ..errors import ImageError, OutputError, WriteError
 from .fetch import is_url
 
-SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
+SAVE_NAMES = ".png, .jpg, .tif or .webp"
 STALE_AFTER = 600.0  # seconds: a temporary file this old is a leftover even if its pid is alive (reused)
 HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]  # a shared folder may hold other hosts' temps
 _TEMP = re.compile(r"^\..+\.(?:(?P<pid>\d+)-(?P<host>[0-9a-f]{8})-)?[0-9a-f]{8}\.(?:part|probe)$")
@@ -156,13 +157,13 @@ def check_output(path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """
     p = Path(path)
     if not str(path).strip() or not p.name:
-        raise OutputError(f"output {str(path)!r}: give a file name ending in .png or .jpg")
+        raise OutputError(f"output {str(path)!r}: give a file name ending in {SAVE_NAMES}")
     if p.is_dir():
-        raise OutputError(f"{p}: is a directory; give a file name ending in .png or .jpg")
+        raise OutputError(f"{p}: is a directory; give a file name ending in {SAVE_NAMES}")
     ext = p.suffix.lower()
     if ext not in SAVE_FORMATS:
         what = f"unknown image extension {ext!r}" if ext else "no image extension"
-        raise OutputError(f"{p}: {what}; use .png or .jpg")
+        raise OutputError(f"{p}: {what}; use {SAVE_NAMES}")
     folder = p.parent
     problem = _folder_problem(folder)
     if problem:

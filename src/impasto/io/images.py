@@ -1,7 +1,9 @@
 """Loading images: a path, an http(s) URL, bytes, a PIL image or a tensor → RGB; PIL ↔ tensor; resizing.
 
-EXIF orientation is honoured; grey, palette, CMYK, 16-bit and alpha images are converted to RGB. Transparent areas
-are composited over white (what a viewer shows on a page), not dropped to black. Animated GIF/WebP/PNG: the first
+EXIF orientation is honoured; an embedded colour profile converts the pixels to sRGB first (``profiles``); grey,
+palette, CMYK, 16-bit and alpha images are converted to RGB. Transparent areas are composited over white (what a
+viewer shows on a page), not dropped to black, and a non-opaque alpha channel is kept beside the RGB
+(``LoadedImage.alpha``) for the result to carry. Animated GIF/WebP/PNG: the first
 frame is used (``load_image`` reports it in ``notes``). A file whose declared size exceeds ``max_pixels`` is refused
 before it is decoded. URLs are fetched by ``fetch``; saving is ``recipe.save_image``, on ``files``' atomic writes.
 """
@@ -22,7 +24,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError
-from . import shrink
+from . import profiles, shrink
 from .fetch import is_url, read_url
 from .files import check_input, os_reason
 from .tensors import tensor_image
@@ -38,9 +40,22 @@ _MAX_RETRY_BYTES = 512 * 2**20
 
 @dataclass
 class LoadedImage:
-    image: Image.Image  # RGB
+    image: Image.Image  # RGB, transparent parts over white
     name: str
     notes: list[str] = field(default_factory=list)
+    alpha: Image.Image | None = None  # "L", the image's alpha channel when it has one that is not all opaque
+
+    def named(self, name: str) -> LoadedImage:
+        """The same image (and alpha) under another name: the one the recipe records."""
+        return LoadedImage(self.image, name, list(self.notes), self.alpha)
+
+    def with_alpha(self) -> Image.Image:
+        """The image as stored for a re-read: RGBA with its alpha, or RGB when it is opaque."""
+        if self.alpha is None:
+            return self.image
+        rgba = self.image.copy()
+        rgba.putalpha(self.alpha)
+        return rgba
 
 
 def _open(source: str | os.PathLike[str] | bytes, name: str, max_pixels: int,
@@ -48,14 +63,14 @@ def _open(source: str | os.PathLike[str] | bytes, name: str, max_pixels: int,
     fp = _readable(source, name)
     try:
         try:
-            rgb, notes = _open_decode(fp, name, max_pixels, keep)
+            rgb, alpha, notes = _open_decode(fp, name, max_pixels, keep)
         except ValueError as e:  # Pillow's cap on decompressed PNG metadata (1 MB a chunk, 64 MB in all)?
             lean = _without_metadata(fp) if _METADATA_LIMIT.search(str(e)) else None
             if lean is None:
                 raise
-            rgb, notes = _open_decode(io.BytesIO(lean), name, max_pixels, keep)
+            rgb, alpha, notes = _open_decode(io.BytesIO(lean), name, max_pixels, keep)
             notes.append(f"{name}: its metadata (a colour profile or text) is larger than Pillow reads "
-                         "(over 1 MB decompressed); ignored it, as impasto uses no colour profiles")
+                         "(over 1 MB decompressed); ignored it and took the image as sRGB")
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -72,7 +87,7 @@ def _open(source: str | os.PathLike[str] | bytes, name: str, max_pixels: int,
             from None
     if min(rgb.size) < MIN_SIDE:
         raise ImageError(f"{name}: {rgb.size[0]}x{rgb.size[1]} pixels is too small; use at least {MIN_SIDE} px a side")
-    return LoadedImage(rgb, name, notes)
+    return LoadedImage(rgb, name, notes, alpha)
 
 
 def _first_line(e: BaseException) -> str:
@@ -80,7 +95,7 @@ def _first_line(e: BaseException) -> str:
 
 
 def _open_decode(fp: Any, name: str, max_pixels: int,
-                 keep: shrink.Keep | None = None) -> tuple[Image.Image, list[str]]:
+                 keep: shrink.Keep | None = None) -> tuple[Image.Image, Image.Image | None, list[str]]:
     with warnings.catch_warnings():
         # Pillow's warnings about a user's file (corrupt EXIF, transparency in a palette, the size) are noise
         # here: what matters is raised, and caught in _open.
@@ -158,9 +173,9 @@ def read_header(fp: Any) -> Header | None:
 
 
 def _decode(im: Image.Image, name: str, max_pixels: int,
-            keep: shrink.Keep | None = None) -> tuple[Image.Image, list[str]]:
-    """An opened image → its first frame, upright, in RGB, and notes on what was done to it; with ``keep``, no larger
-    than that needs (``shrink``)."""
+            keep: shrink.Keep | None = None) -> tuple[Image.Image, Image.Image | None, list[str]]:
+    """An opened image → its first frame, upright, in sRGB, its alpha (or None) and notes on what was done to it;
+    with ``keep``, no larger than that needs (``shrink``)."""
     notes: list[str] = []
     w, h = im.size
     if w * h > max_pixels:  # refused from the header alone, before a single pixel is decoded
@@ -182,10 +197,22 @@ def _decode(im: Image.Image, name: str, max_pixels: int,
     except Exception:  # a damaged EXIF block should not cost the picture
         notes.append(f"{name}: its EXIF orientation could not be read; using the image as stored")
         upright = shrink.reduce(im, keep) if keep is not None else im
+    upright = profiles.to_srgb(upright, name, notes)
     try:
-        return to_rgb(upright), notes
+        return to_rgb(upright), alpha_of(upright), notes
     except ImageError as e:
         raise ImageError(f"{name}: {e}") from None
+
+
+def alpha_of(im: Image.Image) -> Image.Image | None:
+    """The alpha channel ("L") of an image that has one and is not opaque everywhere; None otherwise."""
+    if im.mode == "P":
+        if "transparency" not in im.info and not (im.palette is not None and im.palette.mode == "RGBA"):
+            return None
+    elif im.mode not in ("RGBA", "LA", "PA", "La", "RGBa"):
+        return None
+    alpha = (im if im.mode in ("RGBA", "LA") else im.convert("RGBA")).getchannel("A")
+    return None if alpha.getextrema() == (255, 255) else alpha
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
@@ -220,7 +247,10 @@ def load_image(source: Any, *, max_pixels: int = 40_000_000, name: str | None = 
     if isinstance(source, LoadedImage):
         return source
     if isinstance(source, Image.Image):
-        return LoadedImage(_from_pil(source, name or "<PIL image>"), name or "<PIL image>")
+        label = name or "<PIL image>"
+        notes: list[str] = []
+        rgb, alpha = _from_pil(source, label, notes)
+        return LoadedImage(rgb, label, notes, alpha)
     if isinstance(source, torch.Tensor):
         return LoadedImage(tensor_image(source, name or "<tensor>"), name or "<tensor>")
     if isinstance(source, (bytearray, memoryview)):
@@ -236,10 +266,12 @@ def load_image(source: Any, *, max_pixels: int = 40_000_000, name: str | None = 
     raise ImageError(f"cannot use a {type(source).__name__} as an image{hint}; give a path, URL, PIL image or tensor")
 
 
-def _from_pil(im: Image.Image, name: str) -> Image.Image:
-    """A caller's PIL image → an upright RGB copy (never changed in place), or an ImageError naming the problem."""
+def _from_pil(im: Image.Image, name: str, notes: list[str]) -> tuple[Image.Image, Image.Image | None]:
+    """A caller's PIL image → an upright sRGB copy (never changed in place) and its alpha, or an ImageError naming the
+    problem."""
     try:
-        rgb = to_rgb(ImageOps.exif_transpose(im))
+        upright = profiles.to_srgb(ImageOps.exif_transpose(im), name, notes)
+        rgb, alpha = to_rgb(upright), alpha_of(upright)
     except ImageError as e:
         raise ImageError(f"{name}: {e}") from None
     except (ValueError, OSError) as e:  # closed (Image.close(), or a `with Image.open(...)` block that has ended)
@@ -247,7 +279,7 @@ def _from_pil(im: Image.Image, name: str) -> Image.Image:
                          "or pass im.copy()") from None
     if min(rgb.size) < MIN_SIDE:
         raise ImageError(f"{name}: {rgb.size[0]}x{rgb.size[1]} pixels is too small; use at least {MIN_SIDE} px a side")
-    return rgb
+    return rgb, alpha
 
 
 def pil_to_tensor(im: Image.Image) -> torch.Tensor:

@@ -1,10 +1,9 @@
-"""The run's recipe in a PNG: written as JSON in an ``impasto`` iTXt chunk when the image is saved, read back by
-``impasto recipe``. JPEGs are saved without it (quality 95, no chroma subsampling).
+"""The run's recipe in an image: written as JSON when the image is saved (``encode``: a PNG's ``impasto`` iTXt chunk,
+XMP in TIFF, WebP and JPEG), read back by ``impasto recipe`` as if a stranger had written it.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import struct
@@ -13,43 +12,40 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 from ..errors import ImageError, OutputError
-from .files import SAVE_FORMATS, atomic_write, os_reason, path_problem, printable
+from .encode import RECIPE_KEY, Picture, encode
+from .files import SAVE_FORMATS, SAVE_NAMES, atomic_write, os_reason, path_problem, printable
+from .xmp import find_xmp, recipe_in
 
-RECIPE_KEY = "impasto"
+__all__ = ["RECIPE_KEY", "encode_image", "read_recipe", "recipe_problem", "save_image"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_RECIPE_BYTES = 2**20  # Pillow's MAX_TEXT_CHUNK; impasto's recipes are a few KB
 
 
-def encode_image(im: Image.Image, fmt: str, recipe: dict[str, Any] | None = None) -> bytes:
-    """PIL image → PNG bytes (with ``recipe`` as JSON in the ``impasto`` chunk) or JPEG bytes (no recipe)."""
-    buf = io.BytesIO()
-    if fmt == "PNG":
-        info = PngImagePlugin.PngInfo()
-        if recipe is not None:
-            info.add_itxt(RECIPE_KEY, json.dumps(recipe, sort_keys=True, default=str), zip=True)
-        im.save(buf, "PNG", pnginfo=info)
-    else:
-        im.save(buf, "JPEG", quality=95, subsampling=0)
-    return buf.getvalue()
+def encode_image(im: Picture, fmt: str, recipe: dict[str, Any] | None = None, *, bit_depth: int = 8,
+                 dpi: float | None = None) -> bytes:
+    """A picture (PIL, or floats in [0, 1]) → the bytes of a PNG, TIFF, WebP or JPEG carrying ``recipe`` (``encode``)."""
+    return encode(im, fmt, recipe, bit_depth=bit_depth, dpi=dpi)
 
 
-def save_image(im: Image.Image, path: str | os.PathLike[str], recipe: dict[str, Any] | None = None) -> Path:
-    """Save PNG (with the recipe in its metadata) or JPEG, atomically."""
+def save_image(im: Picture, path: str | os.PathLike[str], recipe: dict[str, Any] | None = None, *,
+               bit_depth: int = 8, dpi: float | None = None) -> Path:
+    """Save a PNG, TIFF, WebP or JPEG (by extension) with the recipe in its metadata, atomically."""
     p = Path(path)
     fmt = SAVE_FORMATS.get(p.suffix.lower())
     if fmt is None:
-        raise OutputError(f"{p}: unknown image extension {p.suffix!r}; use .png or .jpg")
-    atomic_write(p, encode_image(im, fmt, recipe), what="the image")
+        raise OutputError(f"{p}: unknown image extension {p.suffix!r}; use {SAVE_NAMES}")
+    atomic_write(p, encode(im, fmt, recipe, bit_depth=bit_depth, dpi=dpi), what="the image")
     return p
 
 
 def read_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The recipe stored in a PNG written by impasto, checked as if a stranger wrote it: only the ``impasto`` iTXt
-    chunk is read (never the pixels), at most ``MAX_RECIPE_BYTES`` of it, and it must be JSON of the shape impasto
-    writes. Anything else is a one-line ImageError."""
+    """The recipe stored in an image written by impasto, checked as if a stranger wrote it: only the ``impasto`` iTXt
+    chunk of a PNG, or the XMP packet of a TIFF, WebP or JPEG, is read (never the pixels), at most
+    ``MAX_RECIPE_BYTES`` of it, and it must be JSON of the shape impasto writes. Anything else is a one-line
+    ImageError."""
     p = Path(path)
     problem = path_problem(p)
     if problem is not None:
@@ -60,7 +56,7 @@ def read_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
     except OSError as e:
         raise ImageError(f"{p}: cannot be read ({os_reason(e)})") from None
     if raw is None:
-        raise ImageError(f"{p}: carries no impasto recipe (only PNGs written by impasto do)")
+        raise ImageError(f"{p}: carries no impasto recipe (only images written by impasto do: PNG, TIFF, WebP or JPEG)")
     try:
         data = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
@@ -74,8 +70,11 @@ def read_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _recipe_chunk(f: Any, p: Path) -> bytes | None:
     """The ``impasto`` iTXt chunk's text (decompressed), read chunk by chunk (other chunks are skipped, not read)."""
-    head = f.read(8)
-    if head != PNG_SIGNATURE:
+    head = f.read(12)
+    if head[:8] != PNG_SIGNATURE:
+        xmp = find_xmp(f, head, p)
+        if xmp is not None:
+            return _bounded(recipe_in(xmp), p)
         f.seek(0)
         try:
             with warnings.catch_warnings():
@@ -84,6 +83,7 @@ def _recipe_chunk(f: Any, p: Path) -> bytes | None:
         except Exception:
             raise ImageError(f"{p}: not an image") from None
         return None
+    f.seek(8)
     while True:
         header = f.read(8)
         if len(header) < 8:
@@ -116,6 +116,13 @@ def _recipe_chunk(f: Any, p: Path) -> bytes | None:
             raise ImageError(f"{p}: its impasto recipe is over {MAX_RECIPE_BYTES // 2**20} MB; impasto's are a few "
                              "KB, so this one was not written by impasto")
         return out
+
+
+def _bounded(raw: bytes | None, p: Path) -> bytes | None:
+    if raw is not None and len(raw) > MAX_RECIPE_BYTES:
+        raise ImageError(f"{p}: its impasto recipe is over {MAX_RECIPE_BYTES // 2**20} MB; impasto's are a few "
+                         "KB, so this one was not written by impasto")
+    return raw
 
 
 # The keys impasto writes and their JSON types (a later version may add keys: any JSON is fine for those).

@@ -114,6 +114,8 @@ def _read_folder(folder: Path, start: int, count: int | None, fit: Fit | None, f
             raise ImageError(f"{folder}: frames have different sizes: {first_name} is {first_size[0]}x{first_size[1]}, "
                              f"{p.name} is {size[0]}x{size[1]}; give frames of one size")
         frames.append(_resize(np.asarray(loaded.image), fit))
+        if loaded.alpha is not None and not notes:  # said once: the frame loop paints RGB frames
+            notes.append(f"{p.name}: transparent; frames are painted over white (impasto video keeps no alpha)")
     source_size = (first_size[1], first_size[0]) if first_size else (0, 0)
     return Clip(frames, fps, folder.name, folder, start, source_size, notes=notes)
 

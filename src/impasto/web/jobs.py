@@ -189,7 +189,7 @@ class JobQueue:
         try:
             folder.mkdir()
             for i, im in enumerate([content, *styles]):
-                save_image(im.image, folder / f"input-{i}.png")
+                save_image(im.with_alpha(), folder / f"input-{i}.png")  # transparency kept
             labels = store_masks(folder, masks or {})
         except OSError as e:  # a full disk: nothing half-stored stays, and the client hears why (507)
             shutil.rmtree(folder, ignore_errors=True)
@@ -307,8 +307,8 @@ class JobQueue:
         status: Status = "failed"
         message = ""
         try:
-            content = LoadedImage(load_image(job.input_path(0)).image, job.inputs["content"])
-            styles = [LoadedImage(load_image(job.input_path(i + 1)).image, name)
+            content = load_image(job.input_path(0)).named(job.inputs["content"])
+            styles = [load_image(job.input_path(i + 1)).named(name)
                       for i, name in enumerate(job.inputs["styles"])]
             result = self._run_fn(content, styles, job.config.replace(device=self.device),
                                   callback=lambda step: self._on_step(job, step), stop=job.stop, progress=False,
