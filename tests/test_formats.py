@@ -83,8 +83,11 @@ def test_a_permuted_view_is_written_as_its_values(tmp_path, ext):
     view = chw.transpose(1, 2, 0)
     assert not view.flags["C_CONTIGUOUS"]
     p = save_image(view, tmp_path / f"v{ext}", bit_depth=8 if ext == ".webp" else 16)
-    got = np.asarray(Image.open(p)) if ext == ".webp" else (
-        cv2.imread(str(p), cv2.IMREAD_UNCHANGED)[..., [2, 1, 0, 3]] if ext == ".png" else tifffile.imread(p))
+    if ext == ".webp":
+        with Image.open(p) as im:
+            got = np.asarray(im)
+    else:
+        got = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)[..., [2, 1, 0, 3]] if ext == ".png" else tifffile.imread(p)
     assert np.array_equal(got[..., 3], quantise(view, 8 if ext == ".webp" else 16)[..., 3])
 
 
