@@ -213,3 +213,22 @@ def test_save_picture_writes_a_results_float_pixels_at_its_depth(tmp_path):
     save_picture(r, tmp_path / "b.png")
     with Image.open(tmp_path / "b.png") as im:
         assert im.mode == "RGB" and read_recipe(tmp_path / "b.png") == {"status": "done"}
+
+
+def test_impasto_blend_keeps_a_prints_crop_alpha_and_dpi(tmp_path):
+    """The other half of issue 24 meets this one: re-blending a transparent print finds its photo through the
+    print's crop, and the blend keeps the alpha and the DPI (at 8 bits, as it reads the result)."""
+    from impasto.reblend import blend_file
+
+    photo = _rgba(80, 48)  # cropped at the sides for a 4:3 print
+    photo.save(tmp_path / "photo.png")
+    stylize(tmp_path / "photo.png", sample_style(32, 32, seed=2), print_size="2x1.5in@32dpi", start_size=None,
+            steps=1, bit_depth=16, output=tmp_path / "print.png", progress=False)
+    out = blend_file(tmp_path / "print.png", 0.5)
+    with Image.open(out) as im, Image.open(tmp_path / "print.png") as made:
+        assert im.mode == "RGBA" and im.size == (64, 48) and im.info["dpi"] == pytest.approx((32, 32), abs=0.01)
+        assert np.array_equal(np.asarray(im.getchannel("A")), np.asarray(made.getchannel("A")))
+    recipe = read_recipe(out)
+    assert recipe["config"]["strength"] == 0.5 and recipe["config"]["bit_depth"] == 8
+    with pytest.raises(OutputError, match="JPEG cannot hold transparency"):
+        blend_file(tmp_path / "print.png", 0.5, tmp_path / "flat.jpg")

@@ -17,11 +17,13 @@ from .config import StyleConfig, from_dict
 from .core import colour
 from .core.targets import style_size
 from .errors import ConfigError, ImageError
-from .inputs import final_size, fingerprint
+from .inputs import fingerprint, fit_photo
 from .io.fetch import is_url
-from .io.files import check_not_input, check_output
+from .io.files import SAVE_FORMATS, check_not_input, check_output
 from .io.images import load_image, pil_to_tensor, resize_exact, tensor_to_pil
 from .io.recipe import read_recipe, save_image
+from .outputs import check_format
+from .result import print_dpi
 
 
 def check_strength(strength: Any) -> float:
@@ -52,9 +54,9 @@ def _photo(recipe: dict[str, Any], cfg: StyleConfig, where: Path, size: tuple[in
     if not is_url(name) and not os.path.isfile(name):
         raise ImageError(f"{where}: its photo {name} is gone (moved or deleted); put it back there, or blend it in "
                          "Python: impasto.blend_images(photo, result, strength)")
-    original = load_image(name, max_pixels=cfg.max_pixels).image
-    made = final_size(original, cfg)  # the run's size, from its settings and this photo
-    photo = resize_exact(original, *made)
+    # the run's size, from its settings and this photo, and the part of it a print keeps
+    cropped, made, _ = fit_photo(load_image(name, max_pixels=cfg.max_pixels), cfg)
+    photo = resize_exact(cropped.image, *made)
     expected = recipe.get("content_fingerprint")
     if expected:
         same = fingerprint(photo) == expected
@@ -92,12 +94,18 @@ def blend_file(result: str | os.PathLike[str], strength: Any, output: str | os.P
     if cfg.strength == 0 and strength > 0:
         raise ImageError(f"{where}: was made at strength 0 (the photo alone), so the painting is not in it; "
                          "run stylize again")
-    shown_pil = load_image(where, max_pixels=cfg.max_pixels).image
+    loaded = load_image(where, max_pixels=cfg.max_pixels)  # 8 bits a channel: the blend is written at 8 bits
+    check_format(out, SAVE_FORMATS[out.suffix.lower()], bit_depth=8, transparent=loaded.alpha is not None,
+                 source=str(where))
+    shown_pil = loaded.image
     photo = _photo(recipe, cfg, where, (shown_pil.height, shown_pil.width))
     shown = pil_to_tensor(shown_pil)
     im = tensor_to_pil(colour.restrength(pil_to_tensor(photo), shown, cfg.strength, strength) if cfg.strength else shown)
-    new_cfg = cfg.replace(strength=strength)
+    if loaded.alpha is not None:  # a transparent result stays transparent
+        im.putalpha(loaded.alpha)
+    new_cfg = cfg.replace(strength=strength, bit_depth=8)
     save_image(im, out, {**recipe, "config": new_cfg.to_dict(), "config_key": new_cfg.key(),
-                         "blended_from": {"image": os.path.abspath(where), "strength": cfg.strength}})
+                         "blended_from": {"image": os.path.abspath(where), "strength": cfg.strength}},
+               dpi=print_dpi(cfg))
     return out
 
