@@ -91,6 +91,13 @@ def test_a_permuted_view_is_written_as_its_values(tmp_path, ext):
     assert np.array_equal(got[..., 3], quantise(view, 8 if ext == ".webp" else 16)[..., 3])
 
 
+def test_a_grey_pil_image_stays_grey_in_png_and_jpeg(tmp_path):
+    grey = Image.fromarray((np.arange(16 * 16) % 256).astype(np.uint8).reshape(16, 16), "L")
+    for ext in (".png", ".jpg"):
+        with Image.open(save_image(grey, tmp_path / f"g{ext}")) as im:
+            assert im.mode == "L" and (ext == ".jpg" or np.array_equal(np.asarray(im), np.asarray(grey)))
+
+
 def test_a_pil_picture_at_16_bits_is_its_8_bits_scaled(tmp_path):
     im = Image.fromarray(quantise(_ramp(alpha=False), 8))
     got = tifffile.imread(save_image(im, tmp_path / "x.tif", bit_depth=16))

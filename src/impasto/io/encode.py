@@ -72,7 +72,8 @@ def encode(picture: Picture, fmt: str, recipe: dict[str, Any] | None = None, *, 
         return tiff(arr, text, dpi)
     if fmt == "PNG" and bit_depth == 16:
         return png16(arr, text, dpi)
-    im = Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB")
+    grey = isinstance(picture, Image.Image) and picture.mode == "L"  # masks: stored grey, a third of the size
+    im = picture if grey else Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB")
     buf = io.BytesIO()
     extra: dict[str, Any] = {"icc_profile": srgb_icc()}
     if dpi is not None and fmt != "WEBP":
