@@ -101,9 +101,7 @@ def prepare(content: ImageLike, styles: Sequence[ImageLike] | ImageLike, cfgs: S
     _check_blends(cfgs, len(styles))
     c_img = load_image(content, max_pixels=c0.max_pixels)
     s_imgs = [load_image(s, max_pixels=c0.max_pixels) for s in styles]
-    h, w = final_size(c_img.image, c0)
-    box = cover_box(*c_img.image.size, (h, w)) if c0.print_size is not None else (0.0, 0.0, 1.0, 1.0)
-    c_img = _cropped(c_img, box)
+    c_img, (h, w), box = run_photo(c_img, c0)
     content_pil = resize_exact(c_img.image, h, w)
     style_pils = [resize_exact(s.image, *style_size((s.image.height, s.image.width), (h, w), c0.style_scale,
                                                     c0.style_fit, c0.size_side, least=8)) for s in s_imgs]
@@ -132,6 +130,15 @@ def prepare(content: ImageLike, styles: Sequence[ImageLike] | ImageLike, cfgs: S
     return Prepared(engine_content, content_t, style_ts, inits, {**names, **m.names},
                     fingerprint(content_pil, *style_pils, *alpha_pil), notes + m.notes, m.guides, m.keeps,
                     m.style_guides, palette, fingerprint(content_pil), alpha)
+
+
+def run_photo(loaded: LoadedImage, cfg: StyleConfig) -> tuple[LoadedImage, tuple[int, int],
+                                                                tuple[float, float, float, float]]:
+    """The photo as a run takes it: cropped to a print's proportions (centred), the result's (h, w), and the crop's
+    box (fractions). ``prepare`` and ``impasto blend`` (reblend.py) both size the photo through here."""
+    h, w = final_size(loaded.image, cfg)
+    box = cover_box(*loaded.image.size, (h, w)) if cfg.print_size is not None else (0.0, 0.0, 1.0, 1.0)
+    return _cropped(loaded, box), (h, w), box
 
 
 def _cropped(loaded: LoadedImage, box: tuple[float, float, float, float]) -> LoadedImage:

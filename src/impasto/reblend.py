@@ -11,17 +11,19 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from .config import StyleConfig, from_dict
 from .core import colour
 from .core.targets import style_size
 from .errors import ConfigError, ImageError
-from .inputs import final_size, fingerprint
+from .inputs import fingerprint, run_photo
 from .io.fetch import is_url
 from .io.files import check_not_input, check_output
 from .io.images import load_image, pil_to_tensor, resize_exact, tensor_to_pil
 from .io.recipe import read_recipe, save_image
+from .result import print_dpi
 
 
 def check_strength(strength: Any) -> float:
@@ -52,9 +54,8 @@ def _photo(recipe: dict[str, Any], cfg: StyleConfig, where: Path, size: tuple[in
     if not is_url(name) and not os.path.isfile(name):
         raise ImageError(f"{where}: its photo {name} is gone (moved or deleted); put it back there, or blend it in "
                          "Python: impasto.blend_images(photo, result, strength)")
-    original = load_image(name, max_pixels=cfg.max_pixels).image
-    made = final_size(original, cfg)  # the run's size, from its settings and this photo
-    photo = resize_exact(original, *made)
+    cropped, made, _ = run_photo(load_image(name, max_pixels=cfg.max_pixels), cfg)  # as the run sized it
+    photo = resize_exact(cropped.image, *made)
     expected = recipe.get("content_fingerprint")
     if expected:
         same = fingerprint(photo) == expected
@@ -92,12 +93,19 @@ def blend_file(result: str | os.PathLike[str], strength: Any, output: str | os.P
     if cfg.strength == 0 and strength > 0:
         raise ImageError(f"{where}: was made at strength 0 (the photo alone), so the painting is not in it; "
                          "run stylize again")
-    shown_pil = load_image(where, max_pixels=cfg.max_pixels).image
-    photo = _photo(recipe, cfg, where, (shown_pil.height, shown_pil.width))
-    shown = pil_to_tensor(shown_pil)
-    im = tensor_to_pil(colour.restrength(pil_to_tensor(photo), shown, cfg.strength, strength) if cfg.strength else shown)
+    shown_img = load_image(where, max_pixels=cfg.max_pixels)  # RGB over white, and its alpha if transparent
+    photo = _photo(recipe, cfg, where, (shown_img.image.height, shown_img.image.width))
+    shown = pil_to_tensor(shown_img.image)
+    blended = colour.restrength(pil_to_tensor(photo), shown, cfg.strength, strength) if cfg.strength else shown
+    picture = blended[0].permute(1, 2, 0).numpy()  # (H, W, 3) floats: quantised once, by the writer
+    if shown_img.alpha is not None:  # a transparent result stays so: the blend was of both over white (as the
+        a = np.asarray(shown_img.alpha, dtype=np.float32)[..., None] / 255  # loader gives them), taken off here
+        straight = np.where(a > 0, (picture - (1 - a)) / np.maximum(a, 1e-6), picture).clip(0, 1)
+        picture = np.concatenate([straight, a], axis=2)
     new_cfg = cfg.replace(strength=strength)
-    save_image(im, out, {**recipe, "config": new_cfg.to_dict(), "config_key": new_cfg.key(),
-                         "blended_from": {"image": os.path.abspath(where), "strength": cfg.strength}})
+    deep = out.suffix.lower() in (".png", ".tif", ".tiff")
+    save_image(picture, out, {**recipe, "config": new_cfg.to_dict(), "config_key": new_cfg.key(),
+                              "blended_from": {"image": os.path.abspath(where), "strength": cfg.strength}},
+               bit_depth=cfg.bit_depth if deep else 8, dpi=print_dpi(cfg))
     return out
 
