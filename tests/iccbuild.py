@@ -1,6 +1,7 @@
 """ICC profiles built from their primaries, for tests (Pillow's ImageCms can only create sRGB, LAB and XYZ): an RGB
 matrix/TRC display profile (ICC v2) from xy primaries, a white point and a tone curve, and the oracle that converts
-its pixels to sRGB with numpy alone (XYZ through the same matrices, Bradford-adapted to the PCS's D50)."""
+its pixels to sRGB with numpy alone (XYZ through the same matrices, Bradford-adapted to the PCS's D50); and a CMYK
+press profile in miniature (a lut16 A2B0, exact at the corners of the ink cube)."""
 
 from __future__ import annotations
 
@@ -95,3 +96,40 @@ def to_srgb(rgb8: np.ndarray, primaries: tuple, curve: tuple[float, ...] | float
     xyz = lin @ to_d50(rgb_to_xyz(primaries)).T
     srgb_lin = xyz @ np.linalg.inv(to_d50(rgb_to_xyz(SRGB_PRIMARIES))).T
     return encode_srgb(srgb_lin) * 255
+
+
+def srgb_to_lab(rgb8: np.ndarray) -> np.ndarray:
+    """sRGB 0-255 → CIELAB under D50 (the PCS), through the D50-adapted sRGB matrix, as LittleCMS."""
+    lin = decode(np.asarray(rgb8, dtype=np.float64) / 255, SRGB_CURVE)
+    xyz = lin @ to_d50(rgb_to_xyz(SRGB_PRIMARIES)).T / D50
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+def cmyk_profile(name: str, corners: dict[tuple[int, int, int, int], tuple[int, int, int]]) -> bytes:
+    """An ICC v2 CMYK output-class profile whose A2B0 (a lut16 with two grid points per ink) maps each corner of the
+    CMYK cube (0 or 1 per ink) to the Lab of the sRGB colour given for it (corners not given: the naive
+    conversion, (1 - C)(1 - K) and so on): a press profile in miniature, exact at the corners."""
+    grid = []
+    for c in (0, 1):
+        for m in (0, 1):
+            for y in (0, 1):
+                for k in (0, 1):
+                    naive = tuple(round(255 * (1 - v) * (1 - k)) for v in (c, m, y))
+                    lab = srgb_to_lab(np.array(corners.get((c, m, y, k), naive)))
+                    grid += [round(lab[0] / 100 * 0xFF00), round((lab[1] + 128) * 256), round((lab[2] + 128) * 256)]
+    lut = (b"mft2\0\0\0\0" + bytes([4, 3, 2, 0]) + b"".join(_s15(v) for v in (1, 0, 0, 0, 1, 0, 0, 0, 1))
+           + struct.pack(">HH", 2, 2) + struct.pack(">8H", *[0, 65535] * 4)
+           + struct.pack(f">{len(grid)}H", *np.clip(grid, 0, 65535)) + struct.pack(">6H", *[0, 65535] * 3))
+    tags = [(b"desc", _desc(name)), (b"wtpt", b"XYZ \0\0\0\0" + b"".join(_s15(v) for v in D50)),
+            (b"cprt", b"text\0\0\0\0" + b"no copyright\0"), (b"A2B0", lut)]
+    table_end = 128 + 4 + 12 * len(tags)
+    body, entries = b"", b""
+    for sig, data in tags:
+        entries += sig + struct.pack(">II", table_end + len(body), len(data))
+        body += _pad(data)
+    size = table_end + len(body)
+    header = (struct.pack(">I", size) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"prtrCMYKLab "
+              + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
+              + b"".join(_s15(v) for v in D50) + b"\0" * 4 + b"\0" * 44)
+    return header + struct.pack(">I", len(tags)) + entries + body

@@ -13,7 +13,7 @@ import pytest
 import tifffile
 from PIL import Image, ImageCms
 
-from iccbuild import ADOBE_GAMMA, ADOBE_PRIMARIES, P3_PRIMARIES, SRGB_CURVE, rgb_profile, to_srgb
+from iccbuild import ADOBE_GAMMA, ADOBE_PRIMARIES, P3_PRIMARIES, SRGB_CURVE, cmyk_profile, rgb_profile, to_srgb
 from impasto import StyleConfig
 from impasto.errors import ConfigError, ImageError, OutputError
 from impasto.io.encode import quantise
@@ -83,8 +83,11 @@ def test_a_permuted_view_is_written_as_its_values(tmp_path, ext):
     view = chw.transpose(1, 2, 0)
     assert not view.flags["C_CONTIGUOUS"]
     p = save_image(view, tmp_path / f"v{ext}", bit_depth=8 if ext == ".webp" else 16)
-    got = np.asarray(Image.open(p)) if ext == ".webp" else (
-        cv2.imread(str(p), cv2.IMREAD_UNCHANGED)[..., [2, 1, 0, 3]] if ext == ".png" else tifffile.imread(p))
+    if ext == ".webp":
+        with Image.open(p) as im:
+            got = np.asarray(im)
+    else:
+        got = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)[..., [2, 1, 0, 3]] if ext == ".png" else tifffile.imread(p)
     assert np.array_equal(got[..., 3], quantise(view, 8 if ext == ".webp" else 16)[..., 3])
 
 
@@ -259,3 +262,19 @@ def test_a_profile_of_another_colour_space_is_a_note_not_a_failure():
     loaded = load_image(buf.getvalue(), name="press.jpg")
     assert np.abs(np.asarray(loaded.image, dtype=np.float64)[8, 8] - [255, 0, 0]).max() < 8
     assert any(n.startswith("press.jpg: its colour profile (RGB) does not fit its CMYK pixels") for n in loaded.notes)
+
+
+def test_a_cmyk_jpeg_goes_through_its_press_profile():
+    """Cyan and magenta ink land where the profile says (a real press's, not the naive 0,255,255 and 255,0,255);
+    black and paper too."""
+    icc = cmyk_profile("Press (test)", {(1, 0, 0, 0): (0, 158, 224), (0, 1, 0, 0): (236, 0, 140)})
+    px = np.zeros((16, 32, 4), np.uint8)
+    px[:, :8, 0] = 255
+    px[:, 8:16, 1] = 255
+    px[:, 16:24, 3] = 255
+    buf = io.BytesIO()
+    Image.fromarray(px, "CMYK").save(buf, "JPEG", icc_profile=icc, quality=100)
+    loaded = load_image(buf.getvalue(), name="press.jpg")
+    got = np.asarray(loaded.image, dtype=np.float64)[8, [4, 12, 20, 28]]
+    assert np.abs(got - [[0, 158, 224], [236, 0, 140], [0, 0, 0], [255, 255, 255]]).max() <= 3
+    assert loaded.notes == ["press.jpg: converted from its colour profile (Press (test)) to sRGB"]

@@ -200,9 +200,9 @@ def test_save_picture_writes_a_results_float_pixels_at_its_depth(tmp_path):
     from impasto.api import Result, save_picture
     from impasto.io.encode import quantise
 
-    pixels = torch.rand(4, 12, 20)
-    cfg = StyleConfig(bit_depth=16, print_size="20x12in@1dpi")
-    r = Result(image=Image.new("RGB", (20, 12)), config=cfg, history=[], status="done", message="", elapsed=0.0,
+    pixels = torch.rand(4, 16, 20)
+    cfg = StyleConfig(bit_depth=16, print_size="20x16in@1dpi")
+    r = Result(image=Image.new("RGB", (20, 16)), config=cfg, history=[], status="done", message="", elapsed=0.0,
                recipe={"status": "done"}, pixels=pixels)
     save_picture(r, tmp_path / "a.tif", {"status": "done", "batch": {"pair": "a"}})
     assert np.array_equal(tifffile.imread(tmp_path / "a.tif"), quantise(pixels.permute(1, 2, 0).numpy(), 16))
@@ -211,4 +211,5 @@ def test_save_picture_writes_a_results_float_pixels_at_its_depth(tmp_path):
         assert im.info["dpi"] == pytest.approx((1, 1))
     r.pixels = None
     save_picture(r, tmp_path / "b.png")
-    assert read_recipe(tmp_path / "b.png") == {"status": "done"} and Image.open(tmp_path / "b.png").mode == "RGB"
+    with Image.open(tmp_path / "b.png") as im:
+        assert im.mode == "RGB" and read_recipe(tmp_path / "b.png") == {"status": "done"}
