@@ -79,8 +79,9 @@ def _photo(recipe: dict[str, Any], cfg: StyleConfig, where: Path, size: tuple[in
 
 def blend_file(result: str | os.PathLike[str], strength: Any, output: str | os.PathLike[str] | None = None, *,
                force: bool = False) -> Path:
-    """Write ``result`` (an impasto PNG) at ``strength`` to ``output`` [default: NAME-strength60.png beside it],
-    with its recipe updated; the photo is the one its recipe names. Returns the path written."""
+    """Write ``result`` (a picture impasto wrote, its recipe inside) at ``strength`` to ``output`` [default:
+    NAME-strength60.EXT beside it], with its recipe updated, its bit depth, DPI and alpha kept; the photo is the one
+    its recipe names. Returns the path written."""
     strength = check_strength(strength)
     where = Path(result)
     recipe = read_recipe(where)
