@@ -56,7 +56,7 @@ def test_the_pages_blend_gives_pythons_pixels(server, browser):  # noqa: F811
         diff = np.abs(js[:, :3] - py)
         assert diff.max() <= 1, (was, now)
         assert (diff == 0).mean() > 0.999, (was, now)  # a grey level apart only where both round at a half
-        assert (js[:, 3] == 255).all()
+        assert (js[:, 3] == 255).all()  # the result's alpha (opaque here)
 
 
 def test_the_slider_reblends_a_finished_result_and_downloads_it(server, browser, tmp_path, content_img,  # noqa: F811

@@ -172,3 +172,32 @@ def test_the_cli_stylize_strength_and_blend(image_files, tmp_path, capsys):
     assert main(["blend", str(out), "--strength", "0.8", "--force"]) == 0
     assert main(["stylize", str(image_files["content"]), str(image_files["style"]), "--strength", "1.5"]) == 2
     assert "strength = 1.5 is invalid" in capsys.readouterr().err
+
+
+def test_blend_keeps_a_prints_crop_its_depth_dpi_and_alpha(tmp_path):
+    """A transparent photo painted as a 16-bit print (cropped to the print's proportions): the blend finds the same
+    crop, and writes 16 bits, the DPI and the alpha, matching a run made at that strength."""
+    import tifffile
+
+    from impasto.samples import sample_content, sample_style
+
+    photo = sample_content(80, 48, seed=1).convert("RGBA")
+    a = np.full((48, 80), 255, np.uint8)
+    a[:, :30] = 0  # the left part transparent, the right opaque
+    a[:, 30:36] = 128
+    photo.putalpha(Image.fromarray(a))
+    photo.save(tmp_path / "photo.png")
+    sample_style(32, 32, seed=2).save(tmp_path / "style.png")
+    cfgs = [StyleConfig(print_size="2x1.5in@32dpi", bit_depth=16, steps=1, start_size=None, strength=s)
+            for s in (1.0, 0.5)]
+    outs = [tmp_path / "full.tif", tmp_path / "half.tif"]
+    api.stylize_batch(str(tmp_path / "photo.png"), [str(tmp_path / "style.png")], cfgs, outputs=outs)
+    out = api.blend_file(outs[0], 0.5, tmp_path / "blended.tif")
+    got, want = tifffile.imread(out), tifffile.imread(outs[1])
+    assert got.dtype == np.uint16 and got.shape == want.shape == (48, 64, 4)
+    assert np.array_equal(got[..., 3], want[..., 3])  # the crop's alpha, kept
+    opaque = want[..., 3] == 65535
+    assert np.abs(got[..., :3][opaque].astype(int) - want[..., :3][opaque]).max() <= 2 * 257  # read back at 8 bits
+    with Image.open(out) as im:
+        assert im.info["dpi"] == pytest.approx((32, 32))
+    assert read_recipe(out)["config"]["strength"] == 0.5 and read_recipe(out)["config"]["bit_depth"] == 16

@@ -13,7 +13,7 @@ from typing import Any
 EXAMPLES = """examples:
   impasto blend photo-starry.png --strength 0.6                 → photo-starry-strength60.png beside it
   impasto blend photo-starry.png --strength 0.3 -o subtle.png
-the photo is the one the recipe inside the PNG names (it must still be there, unchanged).
+the photo is the one the recipe inside the file names (it must still be there, unchanged).
 """
 
 
@@ -30,12 +30,12 @@ def _strength(text: str) -> float:
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "blend", help="an impasto PNG at another strength (blended with its photo), without a new run",
+        "blend", help="an impasto result at another strength (blended with its photo), without a new run",
         description="Blend a finished result with the photo it was painted from, in OKLab: 0 is the photo, 1 the\n"
-                    "painting. The photo, its size and the strength the result was made at come from the recipe\n"
-                    "inside the PNG; the written PNG's recipe records the new strength.",
+                    "painting. The photo, its size (a print's crop) and the strength the result was made at come\n"
+                    "from the recipe inside the file; the written file's recipe records the new strength.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("image", metavar="RESULT", help="a PNG written by impasto (its recipe inside)")
+    p.add_argument("image", metavar="RESULT", help="a picture impasto wrote (PNG, TIFF, WebP, JPEG: its recipe inside)")
     p.add_argument("--strength", type=_strength, required=True, metavar="X",
                    help="how much of the painting to keep, from 0 (the photo) to 1 (the painting)")
     p.add_argument("-o", "--output", help="output image [default: RESULT-strengthNN.png beside it]")

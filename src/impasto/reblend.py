@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from .config import StyleConfig, from_dict
@@ -80,8 +81,9 @@ def _photo(recipe: dict[str, Any], cfg: StyleConfig, where: Path, size: tuple[in
 
 def blend_file(result: str | os.PathLike[str], strength: Any, output: str | os.PathLike[str] | None = None, *,
                force: bool = False) -> Path:
-    """Write ``result`` (an impasto PNG) at ``strength`` to ``output`` [default: NAME-strength60.png beside it],
-    with its recipe updated; the photo is the one its recipe names. Returns the path written."""
+    """Write ``result`` (a picture impasto wrote, its recipe inside) at ``strength`` to ``output`` [default:
+    NAME-strength60.EXT beside it], with its recipe updated, its bit depth, DPI and alpha kept; the photo is the one
+    its recipe names. Returns the path written."""
     strength = check_strength(strength)
     where = Path(result)
     recipe = read_recipe(where)
@@ -94,18 +96,21 @@ def blend_file(result: str | os.PathLike[str], strength: Any, output: str | os.P
     if cfg.strength == 0 and strength > 0:
         raise ImageError(f"{where}: was made at strength 0 (the photo alone), so the painting is not in it; "
                          "run stylize again")
-    loaded = load_image(where, max_pixels=cfg.max_pixels)  # 8 bits a channel: the blend is written at 8 bits
-    check_format(out, SAVE_FORMATS[out.suffix.lower()], bit_depth=8, transparent=loaded.alpha is not None,
-                 source=str(where))
-    shown_pil = loaded.image
-    photo = _photo(recipe, cfg, where, (shown_pil.height, shown_pil.width))
-    shown = pil_to_tensor(shown_pil)
-    im = tensor_to_pil(colour.restrength(pil_to_tensor(photo), shown, cfg.strength, strength) if cfg.strength else shown)
-    if loaded.alpha is not None:  # a transparent result stays transparent
-        im.putalpha(loaded.alpha)
-    new_cfg = cfg.replace(strength=strength, bit_depth=8)
-    save_image(im, out, {**recipe, "config": new_cfg.to_dict(), "config_key": new_cfg.key(),
-                         "blended_from": {"image": os.path.abspath(where), "strength": cfg.strength}},
-               dpi=print_dpi(cfg))
+    shown_img = load_image(where, max_pixels=cfg.max_pixels)  # RGB over white, and its alpha if transparent
+    deep = out.suffix.lower() in (".png", ".tif", ".tiff")
+    check_format(out, SAVE_FORMATS[out.suffix.lower()], bit_depth=cfg.bit_depth if deep else 8,
+                 transparent=shown_img.alpha is not None, source=str(where))
+    photo = _photo(recipe, cfg, where, (shown_img.image.height, shown_img.image.width))
+    shown = pil_to_tensor(shown_img.image)
+    blended = colour.restrength(pil_to_tensor(photo), shown, cfg.strength, strength) if cfg.strength else shown
+    picture = blended[0].permute(1, 2, 0).numpy()  # (H, W, 3) floats: quantised once, by the writer
+    if shown_img.alpha is not None:  # a transparent result stays so: the blend was of both over white (as the
+        a = np.asarray(shown_img.alpha, dtype=np.float32)[..., None] / 255  # loader gives them), taken off here
+        straight = np.where(a > 0, (picture - (1 - a)) / np.maximum(a, 1e-6), picture).clip(0, 1)
+        picture = np.concatenate([straight, a], axis=2)
+    new_cfg = cfg.replace(strength=strength, bit_depth=cfg.bit_depth if deep else 8)
+    save_image(picture, out, {**recipe, "config": new_cfg.to_dict(), "config_key": new_cfg.key(),
+                              "blended_from": {"image": os.path.abspath(where), "strength": cfg.strength}},
+               bit_depth=cfg.bit_depth if deep else 8, dpi=print_dpi(cfg))
     return out
 

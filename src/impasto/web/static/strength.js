@@ -42,8 +42,9 @@ function encode(c) {  // linear light → an sRGB byte, clamped and rounded half
   return Math.floor(v * 255 + 0.5);
 }
 
-// photo + f·(shown − photo) in OKLab, into ``out`` (RGBA bytes; alpha opaque). f = strength now / strength made at.
-function blendLab(photoLab, shownLab, f, out) {
+// photo + f·(shown − photo) in OKLab, into ``out`` (RGBA bytes), f = strength now / strength made at; the alpha is
+// the result's (``shown``, RGBA bytes): a transparent result stays transparent, as impasto blend keeps it.
+function blendLab(photoLab, shownLab, f, out, shown) {
   for (let i = 0, n = photoLab.length / 3; i < n; i++) {
     const L = photoLab[3 * i] + f * (shownLab[3 * i] - photoLab[3 * i]);
     const a = photoLab[3 * i + 1] + f * (shownLab[3 * i + 1] - photoLab[3 * i + 1]);
@@ -51,7 +52,7 @@ function blendLab(photoLab, shownLab, f, out) {
     const [l, m, s] = mix3(OKLAB.labToLms, L, a, b);
     const rgb = mix3(OKLAB.lmsToRgb, l * l * l, m * m * m, s * s * s);
     out[4 * i] = encode(rgb[0]); out[4 * i + 1] = encode(rgb[1]); out[4 * i + 2] = encode(rgb[2]);
-    out[4 * i + 3] = 255;
+    out[4 * i + 3] = shown[4 * i + 3];
   }
   return out;
 }
@@ -61,7 +62,7 @@ function blendBytes(photo, shown, was, now) {
   const out = new Uint8ClampedArray(photo.length);
   if (now === was) { out.set(shown); return out; }
   if (now === 0) { out.set(photo); return out; }
-  return blendLab(toOklab(photo), toOklab(shown), now / was, out);
+  return blendLab(toOklab(photo), toOklab(shown), now / was, out, shown);
 }
 
 // ---------------------------------------------------------------- the slider on the page
@@ -129,7 +130,7 @@ function reblend() {
   }
   canvas.width = width; canvas.height = height;
   const out = new ImageData(width, height);
-  blendLab(strength.photoLab, strength.shownLab, now / strength.was, out.data);
+  blendLab(strength.photoLab, strength.shownLab, now / strength.was, out.data, strength.shown.data);
   canvas.getContext("2d").putImageData(out, 0, 0);
   canvas.hidden = false;
   $("#preview").hidden = true;
