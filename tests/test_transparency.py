@@ -217,7 +217,7 @@ def test_save_picture_writes_a_results_float_pixels_at_its_depth(tmp_path):
 
 def test_impasto_blend_keeps_a_prints_crop_alpha_and_dpi(tmp_path):
     """The other half of issue 24 meets this one: re-blending a transparent print finds its photo through the
-    print's crop, and the blend keeps the alpha and the DPI (at 8 bits, as it reads the result)."""
+    print's crop, and the blend keeps the alpha, the DPI and the bit depth."""
     from impasto.reblend import blend_file
 
     photo = _rgba(80, 48)  # cropped at the sides for a 4:3 print
@@ -229,6 +229,6 @@ def test_impasto_blend_keeps_a_prints_crop_alpha_and_dpi(tmp_path):
         assert im.mode == "RGBA" and im.size == (64, 48) and im.info["dpi"] == pytest.approx((32, 32), abs=0.01)
         assert np.array_equal(np.asarray(im.getchannel("A")), np.asarray(made.getchannel("A")))
     recipe = read_recipe(out)
-    assert recipe["config"]["strength"] == 0.5 and recipe["config"]["bit_depth"] == 8
+    assert recipe["config"]["strength"] == 0.5 and recipe["config"]["bit_depth"] == 16
     with pytest.raises(OutputError, match="JPEG cannot hold transparency"):
         blend_file(tmp_path / "print.png", 0.5, tmp_path / "flat.jpg")

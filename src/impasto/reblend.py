@@ -97,6 +97,7 @@ def blend_file(result: str | os.PathLike[str], strength: Any, output: str | os.P
         raise ImageError(f"{where}: was made at strength 0 (the photo alone), so the painting is not in it; "
                          "run stylize again")
     shown_img = load_image(where, max_pixels=cfg.max_pixels)  # RGB over white, and its alpha if transparent
+    # a print asked for at 16 bits stays 16 bits (what a print workflow expects), though read back at 8
     deep = out.suffix.lower() in (".png", ".tif", ".tiff")
     check_format(out, SAVE_FORMATS[out.suffix.lower()], bit_depth=cfg.bit_depth if deep else 8,
                  transparent=shown_img.alpha is not None, source=str(where))
