@@ -50,6 +50,11 @@ class FrameOutcome:
     elapsed: float
     cpu: float = 0.0  # CPU seconds of this process (all its threads) for the frame
 
+    @property
+    def moments(self) -> dict | None:
+        """Adam's state at the end of the frame (what the next frame's warm start carries), or None."""
+        return self.state.opt_state
+
 
 class FrameRunner:
     """Stylises the frames of one clip, all at the size ``config`` gives the first frame, one call a frame."""
@@ -85,14 +90,17 @@ class FrameRunner:
         return self.content(picture)[0]
 
     def run(self, frame: Image.Image, config: StyleConfig | None = None, *, init: torch.Tensor | None = None,
-            previous: RunState | None = None, temporal: Sequence[Pair] = (), index: int = 0,
+            previous: RunState | None = None, moments: dict | None = None, temporal: Sequence[Pair] = (), index: int = 0,
             callback: Callable[[Step], None] | None = None, stop: StopToken | None = None) -> FrameOutcome:
         """Stylise one frame with ``config`` (default: the clip's; a later frame's short schedule differs only in
         its schedule fields). ``init``: the first image (engine space, the clip's size; None: the config's init);
-        ``previous``: the previous frame's state, whose Adam moments are carried; ``temporal``: the pairs the
+        ``previous``: the previous frame's state, whose Adam moments are carried (or ``moments``: those moments as
+        ``FrameOutcome.moments`` gave them, e.g. read back for a resumed clip); ``temporal``: the pairs the
         temporal term compares with; ``index``: the frame's index, on every Step."""
         cfg = config or self.config
         content, rgb = self.content(frame)
+        if previous is None and moments is not None:
+            previous = RunState(images=[content], opt_state=moments)
         if previous is not None:
             state = warm_start(previous, images=[init if init is not None else content])
         else:
