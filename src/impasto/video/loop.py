@@ -27,6 +27,7 @@ from .container import Clip, check_video_output, is_video_output, read_clip, wri
 from .cuts import resolve as resolve_cuts
 from .flow import FlowCache, provider
 from .keyframes import check_range, check_styles, style_images
+from .masks import MovingMasks
 from .run import VideoRun
 from .settings import VideoSettings, split_settings
 from .store import FrameStore
@@ -120,12 +121,15 @@ def stylize_video(
     flows = FlowCache(clip.frames, provider(vs.flow), store.flow_dir)
     if isinstance(vs.cuts, tuple):
         resolve_cuts(vs.cuts, clip.frames, flows)  # a cut past the end: one line, before any work
+    masks = MovingMasks(cfg, len(clip.frames), clip.size, flows, vs.cuts if isinstance(vs.cuts, tuple) else ())
     runner = FrameRunner(Image.fromarray(clip.frames[0]), style_images(vs.style_keyframes) if vs.style_keyframes
-                         else given, cfg)
+                         else given, cfg, masks.at(0) if masks.given else None)
     done = store.open(_settings(cfg, vs, runner), [_frame_hash(f) for f in clip.frames], force=force)
     cuts, measured = resolve_cuts(vs.cuts, clip.frames, flows)  # auto: the flows the loop needs, computed now
+    masks.cuts = set(cuts)
     store.manifest.update(cuts=list(cuts), cut_measures=measured)
-    job = VideoRun(clip, runner, store, flows, cfg, vs, cuts, callback, stop, progress)
+    job = VideoRun(clip, runner, store, flows, cfg, vs, cuts, callback, stop, progress,
+                   masks if masks.moving else None)
     status, message, ran = job.run(done)
     notes = [*clip.notes, *runner.notes]
     if cuts:

@@ -8,9 +8,11 @@ term comparing it with the outputs of the frames ``long_term`` back within its s
 its closest-first certainty mask.
 
 ``loop``: the last SEAM frames take the first frame's output, warped onto them (flow t → 0), as one more temporal
-target, its certainty mask weighted 1/SEAM, 2/SEAM, … 1 toward the seam; then a second pass redoes the first SEAM
-frames, each from its own result and moments, against both neighbours (the last frame before frame 0): the seam
-is then a pair like the others (a departure: Ruder et al. do not loop clips).
+target and into their first image, with a weight w rising to 1 at the last frame (the earlier frames' targets
+weighted 1 − w), so that the change is spread over SEAM pairs rather than made in one; then a second pass redoes the first SEAM frames,
+each from its own result and moments, against both neighbours (the last frame before frame 0): the seam is then a
+pair like the others (a departure: Ruder et al. do not loop clips; the blended first image is their multi-pass
+initialisation, section 3.4).
 
 ``style_keyframes``: each frame's ``style_blend`` is its keyframes' linear blend (video/keyframes.py).
 
@@ -35,6 +37,7 @@ from .container import Clip
 from .cuts import shot_of, shot_starts
 from .flow import FlowCache
 from .keyframes import blend_at
+from .masks import MovingMasks
 from .settings import VideoSettings
 from .store import FrameStore
 
@@ -46,9 +49,9 @@ SEAM = 3
 class VideoRun:
     def __init__(self, clip: Clip, runner: FrameRunner, store: FrameStore, flows: FlowCache, cfg: StyleConfig,
                  vs: VideoSettings, cuts: tuple[int, ...], callback: Callable[[Step], None] | None,
-                 stop: StopToken | None, progress: bool) -> None:
+                 stop: StopToken | None, progress: bool, masks: MovingMasks | None = None) -> None:
         self.clip, self.runner, self.store, self.flows, self.cfg, self.vs = clip, runner, store, flows, cfg, vs
-        self.callback, self.stop, self.progress = callback, stop, progress
+        self.callback, self.stop, self.progress, self.masks = callback, stop, progress, masks
         self.n = len(clip.frames)
         self.cuts, self.starts = cuts, shot_starts(cuts)
         self.warm = vs.frame_init == "warped"
@@ -86,29 +89,46 @@ class VideoRun:
             masks.append(m)
         return list(zip(warped, closest_first(masks))), (masks[0] if masks else None)
 
-    def seam_pairs(self, t: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """With ``loop``: the first frame's output as a target of the last SEAM frames, weighted up to the seam."""
+    def seam_weight(self, t: int) -> float:
+        """With ``loop``: how much the last SEAM frames take of the first frame's output, 1/(SEAM − k + 1) for the
+        k-th of them (1/3, 1/2, 1): blended with the frame before at each step, this makes the k-th frame k/SEAM of
+        the way from where the clip would have gone to the first frame, so the seam's jump is cut in SEAM equal
+        parts. 0 elsewhere."""
         k = len(self.seam_frames)
         if not k or t < self.n - k or t in self.seam_frames:
-            return []
-        return [self.pair(t, 0, (t - (self.n - 1 - k)) / k)]
+            return 0.0
+        return 1 / (self.n - t)
+
+    @staticmethod
+    def blend(init: torch.Tensor, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """The first image moved toward each (target, weighted mask): init · (1 − m) + target · m."""
+        for target, m in pairs:
+            init = init * (1 - m) + target * m
+        return init
+
+    def masks_at(self, t: int) -> Any:
+        """Frame t's masks, carried along the flow or from folders (None: the first frame's, for every frame)."""
+        return self.runner.frame_masks(self.masks.at(t)) if self.masks is not None else None
 
     # -- one frame ----------------------------------------------------------------------------------------------
     def frame(self, t: int) -> Any:
         picture = Image.fromarray(self.clip.frames[t])
         cfg = self.config_at(self.cfg, t)
         if t in self.starts or not self.warm and self.cfg.temporal_weight == 0:
-            return self.runner.run(picture, cfg, index=t, callback=self.on_step, stop=self.stop)
+            return self.runner.run(picture, cfg, index=t, callback=self.on_step, stop=self.stop,
+                                   masks=self.masks_at(t))
         pairs, first_mask = self.earlier(t)
-        pairs += self.seam_pairs(t)
+        w = self.seam_weight(t)
+        seam = [self.pair(t, 0, w)] if w else []
+        pairs = [(x, m * (1 - w)) for x, m in pairs] + seam
         init = None
         if self.warm:
             content = self.runner.content(picture)[0]
-            init = pairs[0][0] * first_mask + content * (1 - first_mask)  # disoccluded pixels from the content
+            init = self.blend(pairs[0][0] * first_mask + content * (1 - first_mask), seam)  # disoccluded: content
         return self.runner.run(picture, self.config_at(self.later, t) if self.warm else cfg, init=init,
                                moments=self.moments if self.warm else None,
                                temporal=pairs if self.cfg.temporal_weight > 0 else (), index=t,
-                               callback=self.on_step, stop=self.stop)
+                               callback=self.on_step, stop=self.stop, masks=self.masks_at(t))
 
     def label(self, t: int) -> str:
         shots = f" · shot {shot_of(t, self.cuts) + 1}/{len(self.starts)}" if self.cuts else ""
@@ -188,11 +208,13 @@ class VideoRun:
         redone: dict[int, tuple[Any, dict[str, Any]]] = {}
         for t in self.seam_frames:
             saved = self.store.load_state(t)
-            pairs = [self.pair(t, (t - 1) % self.n), self.pair(t, t + 1)]
+            before = self.pair(t, (t - 1) % self.n)
+            pairs = [before, self.pair(t, t + 1)]
+            init = self.blend(self.outputs[t], [(before[0], before[1] * 0.5)])  # halfway to the frame before
             out = self.runner.run(Image.fromarray(self.clip.frames[t]), self.config_at(self.later, t),
-                                  init=self.outputs[t], moments=saved.get("moments") if saved else None,
+                                  init=init, moments=saved.get("moments") if saved else None,
                                   temporal=pairs if self.cfg.temporal_weight > 0 else (), index=t,
-                                  callback=self.on_step, stop=self.stop)
+                                  callback=self.on_step, stop=self.stop, masks=self.masks_at(t))
             if out.status == "cancelled":
                 return "cancelled", f"{out.message}; all frames are written, the loop's seam is not smoothed yet"
             self.outputs[t] = out.image

@@ -113,7 +113,8 @@ class FrameStore:
     def save(self, i: int, picture: Image.Image, recipe: dict[str, Any], record: dict[str, Any]) -> Path:
         """Write frame ``i`` (atomically), then its record in the manifest."""
         p = save_image(picture, self.path(i), recipe)
-        self.manifest["frames"] = [r for r in self.manifest["frames"] if r.get("frame") != i] + [record]
+        self.manifest["frames"] = sorted([r for r in self.manifest["frames"] if r.get("frame") != i] + [record],
+                                         key=lambda r: r.get("frame", 0))
         self.write_manifest()
         return p
 
