@@ -75,7 +75,7 @@ def test_the_shot_after_a_cut_starts_afresh(tmp_path, style_img, tiles):
     import impasto
 
     # with tiles: an image two and a bit 64 px tiles wide, one scale (coarse-to-fine is the other case's)
-    h, w, settings = (24, 136, {**TINY, "size": 136, "start_size": None, "steps": 2, "later_steps": 1,
+    h, w, settings = (24, 136, {**TINY, "size": 136, "start_size": None, "steps": 2, "later_steps": 2,
                                 "tile_size": 64}) if tiles else (H, W, TINY)
     clip = folder(tmp_path / "in", two_shots(2, 2, h=h, w=w))
     style_img.save(tmp_path / "style.png")
@@ -136,7 +136,7 @@ def test_a_looped_clip_has_no_jump_at_its_seam(tmp_path, style_img):
     inputs = looping_clip()
     clip = folder(tmp_path / "in", inputs)
     style_img.save(tmp_path / "style.png")
-    settings = {**TINY, "later_steps": 6, "temporal_weight": 50.0}
+    settings = {**TINY, "later_steps": 4, "temporal_weight": 50.0}
     plain = impasto.stylize_video(clip, tmp_path / "style.png", tmp_path / "plain", **settings)
     looped = impasto.stylize_video(clip, tmp_path / "style.png", tmp_path / "looped", loop=True, **settings)
     assert plain.status == looped.status == "done"
@@ -145,9 +145,12 @@ def test_a_looped_clip_has_no_jump_at_its_seam(tmp_path, style_img):
     assert all("seam_steps" in r for r in manifest["frames"][:3]) and "seam_steps" not in manifest["frames"][3]
     before = pair_errors(frames_of(tmp_path / "plain"), inputs)
     after = pair_errors(frames_of(tmp_path / "looped"), inputs)
-    # Without --loop the seam is the worst pair by far; with it, the seam is no worse than the other pairs.
-    assert before[-1] > 2 * max(before[:-1]), before
-    assert after[-1] <= max(after[:-1]) and after[-1] < before[-1] / 2, (before, after)
+    # Without --loop the seam is the worst pair by far (measured: 0.063 against at most 0.006); with it the seam is
+    # no worse than the other pairs (0.004), and what is left of the jump is spread over the last pairs (at most
+    # half the seam's before: 0.011 and 0.032).
+    assert before[-1] > 4 * max(before[:-1]), before
+    assert after[-1] <= max(after[:-1]) and after[-1] < before[-1] / 4, (before, after)
+    assert max(after) < 0.75 * before[-1], (before, after)
 
 
 # -- styles over time -------------------------------------------------------------------------------------------------
@@ -213,7 +216,7 @@ def test_an_interrupted_clip_resumed_equals_an_uninterrupted_one(tmp_path, style
 
 # -- bad settings -----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("case", ["keyframe past the end", "keyframes unordered", "keyframes and styles",
-                                  "loop on two frames", "cut past the end", "cuts malformed"])
+                                  "loop on two frames", "cut past the end", "cuts malformed", "mask folder count"])
 def test_bad_clip_settings_are_one_line_and_exit_2(case, tmp_path, style_img, capsys):
     from impasto.cli import main
 
@@ -231,9 +234,15 @@ def test_bad_clip_settings_are_one_line_and_exit_2(case, tmp_path, style_img, ca
         extra, needle = ["--loop", "--frames", "2"], "a loop needs at least 3 frames"
     elif case == "cut past the end":
         extra, needle = ["--cuts", "2,4"], "frame 4 is past the end"
+    elif case == "mask folder count":
+        masks = folder(tmp_path / "keeps", [np.full((H, W, 3), 255, np.uint8)] * 3)
+        extra, needle = ["--keep-mask", str(masks)], "holds 3 mask images for 4 frames"
     else:
         extra, needle = ["--cuts", "0,x"], "give auto, none or the frames"
-    code = main(["video", str(clip), *styles, "-o", str(tmp_path / "out"), "--size", "48", "-q", *extra])
+    try:
+        code = main(["video", str(clip), *styles, "-o", str(tmp_path / "out"), "--size", "48", "-q", *extra])
+    except SystemExit as e:  # a flag's value that cannot be parsed: argparse's usage error, exit 2
+        code = e.code
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and needle in err[0], err
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("frame_*"))
