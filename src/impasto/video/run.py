@@ -57,7 +57,9 @@ class VideoRun:
         self.warm = vs.frame_init == "warped"
         self.later = cfg.replace(start_size=None, steps=vs.later_steps, first_steps=None, scale_steps=None) \
             if self.warm else cfg
-        self.seam_frames = list(range(min(SEAM, self.n - 1))) if vs.loop else []
+        # the first shot's first frames (a cut among them ends the seam there)
+        self.seam_frames = [t for t in range(min(SEAM, self.n - 1)) if not any(0 < c <= t for c in cuts)] \
+            if vs.loop else []
         self.outputs: dict[int, torch.Tensor] = {}  # frame → the engine's output, for the frames still needed
         self.moments: dict | None = None  # the previous frame's Adam moments
         self.bar: Any = None
@@ -95,8 +97,8 @@ class VideoRun:
         the way from where the clip would have gone to the first frame, so the seam's jump is cut in SEAM equal
         parts. 0 elsewhere."""
         k = len(self.seam_frames)
-        if not k or t < self.n - k or t in self.seam_frames:
-            return 0.0
+        if not k or t < self.n - k or t in self.seam_frames or any(t < c for c in self.cuts):
+            return 0.0  # (nor the frames before a cut in the last shot: the seam reaches them through it)
         return 1 / (self.n - t)
 
     @staticmethod
@@ -209,7 +211,7 @@ class VideoRun:
         for t in self.seam_frames:
             saved = self.store.load_state(t)
             before = self.pair(t, (t - 1) % self.n)
-            pairs = [before, self.pair(t, t + 1)]
+            pairs = [before] + ([self.pair(t, t + 1)] if t + 1 not in self.cuts else [])
             init = self.blend(self.outputs[t], [(before[0], before[1] * 0.5)])  # halfway to the frame before
             out = self.runner.run(Image.fromarray(self.clip.frames[t]), self.config_at(self.later, t),
                                   init=init, moments=saved.get("moments") if saved else None,
