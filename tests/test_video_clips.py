@@ -68,14 +68,14 @@ def test_the_join_of_two_shots_is_found_and_nothing_else():
     assert cuts.shot_starts((4,)) == [0, 4] and [cuts.shot_of(t, (4,)) for t in (0, 3, 4, 7)] == [0, 0, 1, 1]
 
 
-@pytest.mark.parametrize("tiles", [False, True])
+@pytest.mark.parametrize("tiles", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_the_shot_after_a_cut_starts_afresh(tmp_path, style_img, tiles):
     """The frame after the cut is what the second shot alone gives as its first frame, to the bit: the full
     schedule from the content, no temporal term, no warm start from the first shot's paint."""
     import impasto
 
     # with tiles: an image two and a bit 64 px tiles wide, one scale (coarse-to-fine is the other case's)
-    h, w, settings = (24, 136, {**TINY, "size": 136, "start_size": None, "steps": 2, "later_steps": 2,
+    h, w, settings = (24, 136, {**TINY, "size": 136, "start_size": None, "steps": 3, "later_steps": 2,
                                 "tile_size": 64}) if tiles else (H, W, TINY)
     clip = folder(tmp_path / "in", two_shots(2, 2, h=h, w=w))
     style_img.save(tmp_path / "style.png")
