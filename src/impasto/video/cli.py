@@ -25,6 +25,9 @@ EXAMPLES = """examples:
   impasto video clip.mov starry.jpg -o out.gif --long-term 1,2,4      long-term consistency (Ruder et al.)
   impasto video clip.mp4 starry.jpg -o flicker.mp4 --temporal-weight 0 --frame-init content   frame by frame
   impasto video clip.mp4 starry.jpg -o clip-starry.mp4 --size 256     again: continues at the first missing frame
+  impasto video film.mp4 oil.jpg -o out.mp4 --cuts 48,120             shots start afresh at frames 48 and 120
+  impasto video spin.gif ink.jpg -o spin-ink.gif --loop               the last frame leads back into the first
+  impasto video clip.mp4 -o morph.mp4 --style-keyframes 0:oil.jpg,120:ink.jpg   the style changes along the clip
 """
 
 
@@ -58,6 +61,24 @@ def _positive(text: str) -> int:
     return value
 
 
+def _cuts(text: str) -> Any:
+    from .cuts import parse_cuts
+
+    try:
+        return parse_cuts(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("cuts = ", "")) from None
+
+
+def _keyframes(text: str) -> Any:
+    from .keyframes import parse_keyframes
+
+    try:
+        return parse_keyframes(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("style_keyframes = ", "")) from None
+
+
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "video", help="stylize a video (or a folder of frames) with temporal consistency",
@@ -69,7 +90,8 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="INPUT", help="a video file (mp4, mov, webm, mkv, avi, animated GIF) or a folder "
                    "of frames (PNG, JPEG, ...; in name order)")
-    p.add_argument("styles", nargs="+", metavar="STYLE", help="one or more style images: paths or URLs")
+    p.add_argument("styles", nargs="*", metavar="STYLE", help="one or more style images: paths or URLs (none with "
+                   "--style-keyframes)")
     v = p.add_argument_group("video (what to take of the clip, and how frames follow each other)")
     v.add_argument(
         "-o", "--output", required=True, help="a video file (.mp4, .mov, .mkv, .webm, .avi, .gif: by extension; the "
@@ -88,6 +110,14 @@ def add_parser(subparsers: Any) -> None:
                    "the content with the whole schedule (content) [default: warped]")
     v.add_argument("--flow", choices=FLOWS, default="dis", help="optical flow: OpenCV's DIS (fast) or Farneback "
                    "[default: dis]")
+    v.add_argument("--cuts", type=_cuts, default="auto", metavar="auto|none|F,F,...",
+                   help="scene cuts, where a shot starts afresh (no paint carried across): detected (auto), none, or "
+                   "the frames that start a shot, counted from 0 in the frames taken [default: auto]")
+    v.add_argument("--loop", action="store_true", help="make the clip loop: the last frames lead back into the "
+                   "first (for a GIF or a looping video)")
+    v.add_argument("--style-keyframes", type=_keyframes, metavar="F:STYLE,F:STYLE,...",
+                   help="styles over time instead of STYLE arguments: the style at each keyframe (frames counted "
+                   "from 0 in the frames taken), blended linearly between them, e.g. 0:oil.jpg,120:ink.jpg")
     v.add_argument("--fps", type=_fps, metavar="RATE", help="the output's frame rate [default: the input's; 24 for "
                    "a folder of frames]")
     v.add_argument("--keep-frames", action="store_true", help="keep OUTPUT.frames/ (the PNG frames) after writing "
@@ -108,14 +138,15 @@ def cmd_video(args: argparse.Namespace) -> int:
     problem = None if Path(args.input).is_dir() else path_problem(args.input)  # a file or a folder of frames
     if problem is not None:  # as read_clip says it, but before torch is imported (3-4 s), as a bad flag is
         raise ImageError(f"{args.input}: {problem}")
-    for source in args.styles:
+    for source in [*args.styles, *(img for _, img in args.style_keyframes or ())]:
         check_input(source)
     from ..cli import install_stop
     from .settings import VideoSettings
 
     vs = VideoSettings(frames=args.frames, start=args.start, flow=args.flow, long_term=args.long_term,
                        later_steps=args.later_steps, frame_init=args.frame_init, fps=args.fps,
-                       keep_frames=args.keep_frames)
+                       keep_frames=args.keep_frames, cuts=args.cuts, loop=args.loop,
+                       style_keyframes=args.style_keyframes)
     from ..api import StopToken
     from .loop import stylize_video
 

@@ -1,11 +1,8 @@
-"""The frame loop: ``stylize_video(input, styles, output, ...)`` (Ruder, Dosovitskiy & Brox 2016).
+"""``stylize_video(input, styles, output, ...)``: a clip read, its cuts found, its frames stylised (video/run.py:
+the frame loop of Ruder, Dosovitskiy & Brox 2016, with shots, loops and styles over time) and the output written.
 
-Frame 0 runs the config's full coarse-to-fine schedule. Each later frame t starts from frame t − 1's output warped
-onto it by the optical flow (t → t − 1), its disoccluded pixels (mask 0) taken from the content, with Adam's moments
-carried; it runs ``later_steps`` steps at the final scale only, with the temporal term comparing it with the outputs
-of the frames ``long_term`` back, warped the same way, each under its closest-first certainty mask. The style
-targets are built once for the clip (``api.FrameRunner``). Frames are written as they finish (``store.FrameStore``):
-a stop loses at most the frame in progress, and the same call continues there.
+The style targets are built once for the clip (``api.FrameRunner``). Frames are written as they finish
+(``store.FrameStore``): a stop loses at most the frame in progress, and the same call continues there.
 """
 
 from __future__ import annotations
@@ -20,18 +17,18 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import torch
 from PIL import Image
 
-from .. import __version__
 from ..api import FrameRunner, Step, StopToken, resolve_config
 from ..config import StyleConfig
-from ..errors import OutputError
+from ..errors import ConfigError, OutputError
 from ..io.files import atomic_write
-from ..progress import mode, open_bar, show
-from .consistency import certainty, closest_first, warp
 from .container import Clip, check_video_output, is_video_output, read_clip, write_video
+from .cuts import resolve as resolve_cuts
 from .flow import FlowCache, provider
+from .keyframes import check_range, check_styles, style_images
+from .masks import MovingMasks
+from .run import VideoRun
 from .settings import VideoSettings, split_settings
 from .store import FrameStore
 
@@ -58,96 +55,6 @@ def _frame_hash(frame: Any) -> str:
     return hashlib.sha256(frame.tobytes()).hexdigest()[:16]
 
 
-class _VideoRun:
-    def __init__(self, clip: Clip, runner: FrameRunner, store: FrameStore, cfg: StyleConfig, vs: VideoSettings,
-                 callback: Callable[[Step], None] | None, stop: StopToken | None, progress: bool) -> None:
-        self.clip, self.runner, self.store, self.cfg, self.vs = clip, runner, store, cfg, vs
-        self.callback, self.stop, self.progress = callback, stop, progress
-        self.flows = FlowCache(clip.frames, provider(vs.flow), store.flow_dir)
-        self.warm = vs.frame_init == "warped"
-        self.later = cfg.replace(start_size=None, steps=vs.later_steps, first_steps=None, scale_steps=None) \
-            if self.warm else cfg
-        self.outputs: dict[int, torch.Tensor] = {}  # frame → the engine's output, for the frames still needed
-        self.state: Any = None  # the previous frame's RunState (its Adam moments), when it ran in this call
-        self.bar: Any = None
-
-    def earlier(self, t: int) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor | None]:
-        """The temporal term's pairs for frame t (each earlier output warped onto t, its closest-first mask) and the
-        mask of the closest one as it is (for the first image)."""
-        warped, masks = [], []
-        for j in self.vs.long_term:
-            s = t - j
-            if s < 0:
-                break
-            back, fwd = self.flows(t, s), self.flows(s, t)
-            masks.append(certainty(back, fwd).to(self.runner.device))
-            warped.append(warp(self.outputs[s], back))
-        return list(zip(warped, closest_first(masks))), (masks[0] if masks else None)
-
-    def frame(self, t: int) -> Any:
-        picture = Image.fromarray(self.clip.frames[t])
-        if t == 0 or not self.warm and self.cfg.temporal_weight == 0:
-            return self.runner.run(picture, self.cfg, index=t, callback=self.on_step, stop=self.stop)
-        pairs, first_mask = self.earlier(t)
-        init = None
-        if self.warm:
-            content = self.runner.content(picture)[0]
-            init = pairs[0][0] * first_mask + content * (1 - first_mask)  # disoccluded pixels from the content
-        return self.runner.run(picture, self.later if self.warm else self.cfg, init=init,
-                               previous=self.state if self.warm else None,
-                               temporal=pairs if self.cfg.temporal_weight > 0 else (), index=t,
-                               callback=self.on_step, stop=self.stop)
-
-    def on_step(self, step: Step) -> None:
-        if self.bar is not None:
-            n = len(self.clip.frames)
-            show(self.bar, n=step.frame or 0, desc=f"frame {(step.frame or 0) + 1}/{n} · step {step.step}/"
-                 f"{step.total_steps}", losses=step.losses)
-        if self.callback is not None:
-            self.callback(step)
-
-    def resume_from(self, done: int) -> None:
-        for j in self.vs.long_term:
-            if done - j >= 0:
-                self.outputs[done - j] = self.runner.engine_image(self.store.load(done - j))
-
-    def record(self, t: int, out: Any) -> dict[str, Any]:
-        last = {k: v for k, v in (out.history[-1] if out.history else {}).items() if k not in ("step", "scale", "time")}
-        return {"frame": t, "steps": len(out.history), "seconds": round(out.elapsed, 3),
-                "cpu_seconds": round(out.cpu, 3), "status": out.status, "losses": last}
-
-    def run(self, done: int) -> tuple[str, str, int]:
-        """Stylise frames ``done`` … the last; → (status, message, frames stylised)."""
-        n = len(self.clip.frames)
-        self.resume_from(done)
-        if self.progress:
-            self.bar = open_bar(n, f"frame {done + 1}/{n}", where=mode(), initial=done)
-        ran = 0
-        try:
-            for t in range(done, n):
-                out = self.frame(t)
-                if out.status == "cancelled":
-                    return "cancelled", f"{out.message}; frames 0-{t - 1} are written" if t else out.message, ran
-                rec = self.record(t, out)
-                recipe = {**self.recipe(), "frame": t, "frame_record": rec}
-                self.store.save(t, out.picture, recipe, rec)
-                ran += 1
-                self.outputs[t] = out.image
-                self.outputs.pop(t - max(self.vs.long_term), None)
-                self.state = out.state
-                if self.bar is not None:
-                    show(self.bar, n=t + 1, desc=f"frame {min(t + 2, n)}/{n}", losses=rec["losses"])
-        finally:
-            if self.bar is not None:
-                self.bar.close()
-        return "done", "", ran
-
-    def recipe(self) -> dict[str, Any]:
-        return {"impasto": __version__, "kind": "video", "input": str(self.clip.source), "start": self.clip.start,
-                "styles": self.runner.names["styles"], "config": self.cfg.to_dict(), "video": self.vs.to_dict(),
-                "fps": str(self.clip.fps), "device": str(self.runner.device)}
-
-
 def _settings(cfg: StyleConfig, vs: VideoSettings, runner: FrameRunner) -> dict[str, Any]:
     config = cfg.to_dict()
     for k in ("device", "save_every", "max_pixels"):  # these do not change the pixels
@@ -166,7 +73,7 @@ def _check_not_input(source: Path, output: Path) -> None:
 
 def stylize_video(
     input: str | os.PathLike[str],
-    styles: Sequence[Any] | Any,
+    styles: Sequence[Any] | Any | None,
     output: str | os.PathLike[str],
     config: StyleConfig | dict[str, Any] | None = None,
     *,
@@ -182,7 +89,8 @@ def stylize_video(
 
     ``config`` (and StyleConfig keywords: ``size=256``, ``temporal_weight=0``) is every frame's; ``video`` (and
     VideoSettings keywords: ``long_term=(1, 2, 4)``, ``frames=30``) says what to take and how frames follow each
-    other. ``callback(step)`` gets every step of every frame (``step.frame``). ``stop`` ends after the current step;
+    other (``style_keyframes={0: "a.jpg", 120: "b.jpg"}`` instead of ``styles``: styles over time; ``cuts``,
+    ``loop``). ``callback(step)`` gets every step of every frame (``step.frame``). ``stop`` ends after the current step;
     the frames written so far stay, and the same call continues at the first missing one (``force``: start again).
     """
     style_settings, video_settings = split_settings(settings)
@@ -195,14 +103,38 @@ def stylize_video(
     store = FrameStore(out.with_name(out.name + ".frames") if as_video else out)
     store.check()
     _check_not_input(Path(input), out)
+    given = [] if styles is None or (isinstance(styles, (list, tuple)) and not styles) else styles
+    check_styles(vs.style_keyframes, given, cfg.style_blend)
+    if vs.style_keyframes and (cfg.masks is not None or cfg.mask_colors is not None):
+        raise ConfigError("masks give each style image a region and style_keyframes change the style over time: "
+                          "use one or the other (keep_mask works with both)", key="style_keyframes")
+    if not given and not vs.style_keyframes:
+        raise ConfigError("give at least one style image (or style_keyframes)", key="styles")
     t0 = time.perf_counter()
     fit = cfg.result_size
     clip = read_clip(input, start=vs.start, count=vs.frames, fit=fit, fps=vs.fps)
-    runner = FrameRunner(Image.fromarray(clip.frames[0]), styles, cfg)
+    if vs.style_keyframes:
+        check_range(vs.style_keyframes, len(clip.frames))
+    if vs.loop and len(clip.frames) < 3:
+        raise ConfigError(f"loop: {input} gives {len(clip.frames)} frames; a loop needs at least 3 (its seam joins "
+                          "the last frame to the first)", key="loop")
+    flows = FlowCache(clip.frames, provider(vs.flow), store.flow_dir)
+    if isinstance(vs.cuts, tuple):
+        resolve_cuts(vs.cuts, clip.frames, flows)  # a cut past the end: one line, before any work
+    masks = MovingMasks(cfg, len(clip.frames), clip.size, flows, vs.cuts if isinstance(vs.cuts, tuple) else ())
+    runner = FrameRunner(Image.fromarray(clip.frames[0]), style_images(vs.style_keyframes) if vs.style_keyframes
+                         else given, cfg, masks.at(0) if masks.given else None)
     done = store.open(_settings(cfg, vs, runner), [_frame_hash(f) for f in clip.frames], force=force)
-    job = _VideoRun(clip, runner, store, cfg, vs, callback, stop, progress)
+    cuts, measured = resolve_cuts(vs.cuts, clip.frames, flows)  # auto: the flows the loop needs, computed now
+    masks.cuts = set(cuts)
+    store.manifest.update(cuts=list(cuts), cut_measures=measured)
+    job = VideoRun(clip, runner, store, flows, cfg, vs, cuts, callback, stop, progress,
+                   masks if masks.moving else None)
     status, message, ran = job.run(done)
     notes = [*clip.notes, *runner.notes]
+    if cuts:
+        notes.append(f"scene cuts at frame{'s' if len(cuts) > 1 else ''} {', '.join(map(str, cuts))}: each starts "
+                     "its shot afresh")
     store.manifest.update(status=status, recipe=job.recipe(), notes=notes)
     store.write_manifest()
     result = VideoResult(output=out, status=status, message=message, frames=done + ran, total=len(clip.frames),
@@ -215,9 +147,10 @@ def stylize_video(
     return result
 
 
-def _finish_video(result: VideoResult, job: _VideoRun, store: FrameStore, clip: Clip, vs: VideoSettings) -> None:
+def _finish_video(result: VideoResult, job: VideoRun, store: FrameStore, clip: Clip, vs: VideoSettings) -> None:
     """Encode the written frames into the output video, its recipe beside it (OUTPUT.json) and in its metadata."""
-    recipe = {**job.recipe(), "frames": result.records, "notes": result.notes, "status": result.status}
+    recipe = {**job.recipe(), "frames": result.records, "notes": result.notes, "status": result.status,
+              "cut_measures": store.manifest.get("cut_measures", [])}
     comment = json.dumps({k: recipe[k] for k in ("impasto", "kind", "config", "video", "styles")}, default=str)
     makers = [lambda i=i: store.load(i) for i in range(result.frames)]
     result.notes += write_video(result.output, makers, vs.fps or clip.fps, audio_from=clip, comment=comment)

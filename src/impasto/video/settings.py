@@ -9,6 +9,8 @@ from fractions import Fraction
 from typing import Any
 
 from ..errors import ConfigError
+from .cuts import parse_cuts
+from .keyframes import parse_keyframes
 
 FLOWS = ("dis", "farneback")
 INITS = ("warped", "content")
@@ -42,6 +44,17 @@ class VideoSettings:
     """Frame rate of the output (None: the input's; a folder of frames has none: 24)."""
     keep_frames: bool = False
     """Keep the PNG frames (OUTPUT.frames/) after an output video is written."""
+    cuts: str | tuple[int, ...] = "auto"
+    """Scene cuts, where a new shot starts afresh (the full schedule, no temporal term across the cut): ``auto``
+    (detected: the flow's certain share collapses and the colour histogram jumps, see video/cuts.py), ``none``, or
+    the frames that start a shot, counted from 0 in the frames taken (e.g. ``48,120``)."""
+    loop: bool = False
+    """Make the clip loop: the last frames are pulled toward the first frame's result (warped onto them), and the
+    first frames are redone against both neighbours, so that a looping GIF has no jump at its seam."""
+    style_keyframes: tuple[tuple[int, str], ...] | None = None
+    """Styles over time: (frame, style image) pairs, frames counted from 0 in the frames taken, in increasing
+    order (``"0:a.jpg,120:b.jpg"``); between two keyframes the style targets are blended linearly (as
+    ``style_blend`` blends them), before the first and after the last the nearest keyframe's style holds."""
 
     def __post_init__(self) -> None:
         lt = self.long_term
@@ -55,6 +68,9 @@ class VideoSettings:
         object.__setattr__(self, "long_term", lt)
         if self.fps is not None:
             object.__setattr__(self, "fps", Fraction(self.fps).limit_denominator(1001))
+        object.__setattr__(self, "cuts", parse_cuts(self.cuts))
+        if self.style_keyframes is not None:
+            object.__setattr__(self, "style_keyframes", parse_keyframes(self.style_keyframes))
         self._validate()
 
     def _validate(self) -> None:
@@ -72,6 +88,9 @@ class VideoSettings:
         if self.frame_init not in INITS:
             raise ConfigError(f"frame_init = {self.frame_init!r} is invalid: choose one of {', '.join(INITS)}",
                               key="frame_init")
+        if self.loop and self.frames is not None and self.frames < 3:
+            raise ConfigError(f"frames = {self.frames} with loop: a loop needs at least 3 frames (its seam joins the "
+                              "last frame to the first)", key="loop")
         if self.fps is not None and not 0 < self.fps <= 1000:
             raise ConfigError(f"fps = {self.fps} is invalid: give a rate between 0 and 1000", key="fps")
 
@@ -82,14 +101,16 @@ class VideoSettings:
         d = dataclasses.asdict(self)
         d["long_term"] = list(self.long_term)
         d["fps"] = str(self.fps) if self.fps is not None else None
+        d["cuts"] = self.cuts if isinstance(self.cuts, str) else list(self.cuts)
+        d["style_keyframes"] = [list(k) for k in self.style_keyframes] if self.style_keyframes else None
         return d
 
     def pixels_key(self) -> dict[str, Any]:
         """What changes the pixels of a frame that is already written (a rerun must match it to continue; taking
         more frames, another rate or keeping the frames does not)."""
         d = self.to_dict()
-        for k in ("frames", "fps", "keep_frames"):
-            d.pop(k)
+        for k in ("frames", "fps", "keep_frames") if not self.loop else ("fps", "keep_frames"):  # a loop's seam
+            d.pop(k)  # joins its last frame to its first: more frames change the frames already written
         return d
 
 

@@ -4,7 +4,9 @@ A folder of PNGs: the output itself, or ``OUTPUT.frames/`` beside an output vide
 written, unless kept). Each frame is written atomically (``frame_000000.png``, numbered from 0 like the clip's
 frames, its recipe inside), and ``video.json`` holds the run's settings, each input frame's hash and each finished
 frame's record. A rerun continues at the first frame not written when its settings and the hashes of the frames
-written match; ``force`` starts again (removing only the files impasto wrote there). Flows are cached in ``.flow/``.
+written match; ``force`` starts again (removing only the files impasto wrote there). Flows are cached in ``.flow/``,
+and each frame's engine image and Adam moments in ``.state/`` (so that a resumed clip continues exactly as an
+uninterrupted one would: the PNGs are rounded to 8 bits, the moments are not in them at all).
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ class FrameStore:
     def flow_dir(self) -> Path:
         return self.folder / ".flow"
 
+    @property
+    def state_dir(self) -> Path:
+        return self.folder / ".state"
+
     def path(self, i: int) -> Path:
         return self.folder / f"frame_{i:06d}.png"
 
@@ -58,6 +64,8 @@ class FrameStore:
             done = self._done(old, hashes)
         self.manifest = {"settings": settings, "inputs": hashes, "frames": (old or {}).get("frames", [])[:done],
                          "status": "running"}
+        if old is not None and done == len(hashes) and old.get("seam"):  # a looped clip whose seam is done
+            self.manifest["seam"] = old["seam"]
         self.write_manifest()
         return done
 
@@ -105,9 +113,38 @@ class FrameStore:
     def save(self, i: int, picture: Image.Image, recipe: dict[str, Any], record: dict[str, Any]) -> Path:
         """Write frame ``i`` (atomically), then its record in the manifest."""
         p = save_image(picture, self.path(i), recipe)
-        self.manifest["frames"] = [r for r in self.manifest["frames"] if r.get("frame") != i] + [record]
+        self.manifest["frames"] = sorted([r for r in self.manifest["frames"] if r.get("frame") != i] + [record],
+                                         key=lambda r: r.get("frame", 0))
         self.write_manifest()
         return p
+
+    def save_state(self, i: int, state: dict[str, Any]) -> None:
+        """Frame ``i``'s engine image and optimiser moments (tensors), for a resumed run."""
+        import io
+
+        import torch
+
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        self.state_dir.mkdir(exist_ok=True)
+        atomic_write(self.state_dir / f"{i:06d}.pt", buf.getvalue(), what="the frame's state")
+
+    def load_state(self, i: int) -> dict[str, Any] | None:
+        """What ``save_state`` wrote for frame ``i``, or None (missing or damaged: the PNG is used instead)."""
+        import torch
+
+        p = self.state_dir / f"{i:06d}.pt"
+        try:
+            return torch.load(p, map_location="cpu", weights_only=True)  # type: ignore[no-any-return]
+        except (OSError, RuntimeError, ValueError, EOFError):
+            return None
+
+    def drop_state(self, keep: set[int]) -> None:
+        """Remove the saved states of frames that are no longer needed."""
+        if self.state_dir.is_dir():
+            for p in self.state_dir.glob("*.pt"):
+                if p.stem.isdigit() and int(p.stem) not in keep:
+                    p.unlink(missing_ok=True)
 
     def load(self, i: int) -> Image.Image:
         with Image.open(self.path(i)) as im:
@@ -119,6 +156,7 @@ class FrameStore:
             if FRAME.match(p.name) or p.name == MANIFEST:
                 p.unlink()
         shutil.rmtree(self.flow_dir, ignore_errors=True)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def remove(self) -> None:
         """Clear the folder and remove it when nothing else is left in it."""
