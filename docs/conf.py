@@ -14,7 +14,7 @@ import impasto  # noqa: E402
 
 project = "impasto"
 author = "the impasto authors"
-copyright = "impasto authors, MIT licence"  # noqa: A001
+copyright = "impasto authors, MIT licence"
 release = version = impasto.__version__
 
 extensions = [

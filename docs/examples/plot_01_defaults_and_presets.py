@@ -9,6 +9,8 @@ lr 0.003, unnormalised Gram losses) and ``gatys-lbfgs`` (jcjohnson/neural-style:
 classic recipes were made for 1000, which is the point of the comparison.
 """
 
+# sphinx_gallery_thumbnail_number = 2
+
 # %%
 # The sample scene and its style, as ``impasto demo`` paints them.
 from PIL import Image, ImageDraw
