@@ -32,8 +32,8 @@ def side_by_side(pictures: dict[str, Image.Image], height: int = 128) -> Image.I
 base = impasto.StyleConfig(size=128, steps=40)
 
 # %%
-# Style weight: 4, 20 (the default) and 100, the content weight staying 1.
-weights = [4.0, 20.0, 100.0]
+# Style weight: 1, 20 (the default) and 200, the content weight staying 1.
+weights = [1.0, 20.0, 200.0]
 results = impasto.stylize_batch(photo, painting, [base.replace(style_weight=w) for w in weights])
 side_by_side({f"style_weight {w:g}": r.image for w, r in zip(weights, results)}).save("style_weight.png")
 

@@ -8,9 +8,13 @@ sample scene panned across, eight frames as a folder of PNGs; the result is an a
 and a folder of frames work the same). Needs the ``video`` extra.
 """
 
+# sphinx_gallery_thumbnail_number = 2
+
 # %%
 # A clip: a window sliding across the sample scene, written as numbered frames.
 from pathlib import Path
+
+from PIL import Image, ImageSequence
 
 import impasto
 from impasto.samples import sample_content, sample_style
@@ -29,3 +33,12 @@ print(result.status, result.frames, "frames at", result.fps, "fps")
 for f in sorted(frames.iterdir()):  # the clip's own frames are not part of the page
     f.unlink()
 frames.rmdir()
+
+# %%
+# Frames 0, 2, 4 and 6 of the GIF side by side: the strokes move with the scene instead of flickering.
+with Image.open("pan.gif") as gif:
+    picked = [frame.convert("RGB") for i, frame in enumerate(ImageSequence.Iterator(gif)) if i % 2 == 0]
+strip = Image.new("RGB", (sum(f.width + 4 for f in picked) - 4, picked[0].height), "white")
+for i, f in enumerate(picked):
+    strip.paste(f, (i * (f.width + 4), 0))
+strip.save("pan_frames.png")
