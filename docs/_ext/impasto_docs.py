@@ -19,7 +19,7 @@ from typing import Any
 
 DOCS = Path(__file__).resolve().parents[1]
 GENERATED = {"reference/cli.md", "reference/config.md", "reference/http-routes.md"}
-WIDTH = 100  # the columns --help is rendered at, so the page does not depend on the terminal that built it
+WIDTH = 88  # the columns --help is rendered at, so the page does not depend on the terminal that built it
 
 
 @contextlib.contextmanager
