@@ -26,7 +26,8 @@ for i in range(8):
     scene.crop((12 * i, 0, 12 * i + 320, 240)).save(frames / f"{i:03d}.png")
 
 # %%
-# The first frame runs the whole schedule; the later ones 15 warm-started steps each.
+# The first frame runs the whole schedule; the later ones 15 warm-started steps each. Below the GIF, frames
+# 0, 2, 4 and 6 side by side: the strokes move with the scene instead of flickering.
 result = impasto.stylize_video(frames, sample_style(), "pan.gif", size=128, steps=40, later_steps=15,
                                fps=8, progress=False, force=True)
 print(result.status, result.frames, "frames at", result.fps, "fps")
@@ -34,8 +35,7 @@ for f in sorted(frames.iterdir()):  # the clip's own frames are not part of the 
     f.unlink()
 frames.rmdir()
 
-# %%
-# Frames 0, 2, 4 and 6 of the GIF side by side: the strokes move with the scene instead of flickering.
+# Frames 0, 2, 4 and 6 of the GIF side by side (in the same cell: the gallery takes the GIF when the cell ends).
 with Image.open("pan.gif") as gif:
     picked = [frame.convert("RGB") for i, frame in enumerate(ImageSequence.Iterator(gif)) if i % 2 == 0]
 strip = Image.new("RGB", (sum(f.width + 4 for f in picked) - 4, picked[0].height), "white")
