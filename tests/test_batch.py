@@ -126,16 +126,16 @@ def test_batch_help_does_not_import_torch() -> None:
     assert "--executor {local,ray}" in run.stdout and run.stderr.splitlines()[-1] == "False False", run.stderr
 
 
-def test_readme_batch_example_runs(folder: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    code = re.search(r"### `impasto batch`.*?```python\n(.*?)```", text, re.S).group(1)
+def test_the_docs_batch_example_runs(folder: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "how-to" / "batch.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
     assert "size=512" in code
     code = code.replace("size=512", ", ".join(f"{k}={v!r}" for k, v in TINY.items()) + ", progress=False")
     monkeypatch.chdir(folder["root"])
-    for name in ("starry", "scream"):
-        (folder["root"] / f"{name}.jpg").write_bytes((folder["root"] / f"{name}.png").read_bytes())
+    for name, png in (("style", "starry"), ("style2", "scream")):
+        (folder["root"] / f"{name}.jpg").write_bytes((folder["root"] / f"{png}.png").read_bytes())
     ns: dict = {}
-    exec(compile(code, "README.md", "exec"), ns)
+    exec(compile(code, "docs/how-to/batch.md", "exec"), ns)
     assert ns["job"].status == "done" and len(ns["job"].ran) == 4
 
 

@@ -537,22 +537,21 @@ def test_cli_dry_run_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_readme_sweep_example_runs(tmp_path: Path, inputs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    """The README's Python sweep example, at 32 px and 2 steps, on examples/report.toml."""
+    """The docs' Python sweep example (docs/how-to/sweeps.md), at 32 px and 2 steps, on examples/report.toml."""
     root = Path(__file__).resolve().parents[1]
-    blocks = re.findall(r"```python\n(.*?)```", (root / "README.md").read_text(encoding="utf-8"), re.DOTALL)
-    code = next((b for b in blocks if "impasto.sweep(" in b), None)
-    if code is None:
-        pytest.skip("README has no impasto.sweep example yet")
+    page = root / "docs" / "how-to" / "sweeps.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.DOTALL)
+    code = next(b for b in blocks if "impasto.sweep(" in b)
     assert "size=128, steps=100" in code
     code = code.replace("size=128, steps=100", "size=32, steps=2, progress=False")
     (tmp_path / "examples").mkdir()
     shutil.copy(root / "examples" / "report.toml", tmp_path / "examples" / "report.toml")
-    for name, src in (("photo.jpg", "content"), ("oil.jpg", "style"), ("ink.jpg", "style2")):
+    for name, src in (("photo.jpg", "content"), ("style.jpg", "style"), ("style2.jpg", "style2")):
         with Image.open(inputs[src]) as im:
             im.convert("RGB").save(tmp_path / name)
     monkeypatch.chdir(tmp_path)
     ns: dict[str, object] = {}
-    exec(compile(code, "README.md", "exec"), ns)
+    exec(compile(code, str(page), "exec"), ns)
     result = ns["result"]
     assert isinstance(result, impasto.SweepResult) and result.status == "done"
     assert [v.name for v in result.variants] == ["train1", "train2", "train3", "train4", "train5", "train6",

@@ -290,9 +290,9 @@ expect = ["more-style", "more-style14", "less-content", "differs"]
     assert np.abs(photo - np.asarray(result["again"].image, dtype=np.float64)).max() <= 1
 
 
-def test_the_readme_findings_example_parses(tmp_path: Path) -> None:
-    text = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    snippet = text.split("#### Findings", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+def test_the_docs_findings_example_parses(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[1] / "docs" / "how-to" / "sweeps.md").read_text(encoding="utf-8")
+    snippet = text.split("## Findings", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
     exp = load_experiment(write(tmp_path, BASE + '[[variant]]\nname = "train1"\n' + snippet))
     assert exp.findings is not None and exp.findings.baseline == "train1"
     assert [c.by for c in exp.findings.claims["train3"]] == ["report", "issue 11"]
@@ -300,4 +300,4 @@ def test_the_readme_findings_example_parses(tmp_path: Path) -> None:
     from impasto.experiments.claims import WORDS
 
     listed = {w.strip("` ") for row in words.splitlines()[2:] for w in row.split("|")[1].split(",")}
-    assert listed == set(WORDS)  # the README's table is the vocabulary, no more and no less
+    assert listed == set(WORDS)  # the docs' table is the vocabulary, no more and no less

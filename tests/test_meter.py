@@ -184,13 +184,13 @@ def test_bench_quality_prints_the_old_and_new_measures(images: dict[str, Image.I
     assert d["content"] == 0.0 and {"style", "style14", "colour", *STYLE_LAYERS} <= set(d)
 
 
-def test_the_readme_meter_example_runs(images: dict[str, Image.Image], tmp_path: Path,
+def test_the_docs_meter_example_runs(images: dict[str, Image.Image], tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    text = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    code = text.split("**The quality meter**", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    text = (Path(__file__).parents[1] / "docs" / "reference" / "python-api.md").read_text(encoding="utf-8")
+    code = text.split("## The quality meter", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     assert "impasto.Meter(" in code and "size=400" in code
     monkeypatch.chdir(tmp_path)
-    for name, im in (("photo.jpg", images["content"]), ("oil.jpg", images["style"]), ("ink.jpg", images["style2"]),
+    for name, im in (("photo.jpg", images["content"]), ("style.jpg", images["style"]), ("style2.jpg", images["style2"]),
                      ("out.png", images["style"])):
         im.save(name)
     scope: dict[str, object] = {"impasto": impasto}

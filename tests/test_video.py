@@ -335,21 +335,21 @@ def test_style_targets_are_built_once_for_a_clip(style_img):
     assert runner.target_builds == builds and second.status == "done" and len(second.history) == 2
 
 
-def test_the_readme_video_example_runs(tmp_path, monkeypatch, style_img):
+def test_the_docs_video_example_runs(tmp_path, monkeypatch, style_img):
     import re
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    code = re.search(r"### `impasto video`.*?```python\n(.*?)```", text, re.S).group(1)
+    text = (Path(__file__).resolve().parents[1] / "docs" / "how-to" / "video.md").read_text()
+    code = re.search(r"## From Python.*?```python\n(.*?)```", text, re.S).group(1)
     code = code.replace("size=256, long_term=(1, 2, 4),\n                               frames=48",
                         "size=48, start_size=32, steps=2, later_steps=2, long_term=(1, 2, 4), frames=3, progress=False")
     assert "frames=3" in code
     monkeypatch.chdir(tmp_path)
     write_clip(tmp_path / "clip.mp4", shifted_clip(4, h=36, w=48))
-    style_img.save(tmp_path / "starry_night.jpg")
+    style_img.save(tmp_path / "style.jpg")
     ns: dict = {}
-    exec(compile(code, "README.md", "exec"), ns)
-    assert ns["result"].status == "done" and container.probe_video(tmp_path / "clip-starry.mp4")["frames"] == 3
+    exec(compile(code, "docs/how-to/video.md", "exec"), ns)
+    assert ns["result"].status == "done" and container.probe_video(tmp_path / "clip-painted.mp4")["frames"] == 3
 
 
 def test_a_missing_extra_says_what_to_install(monkeypatch):

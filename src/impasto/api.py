@@ -212,7 +212,7 @@ def stylize_batch(
     written beside it as ``NAME.stepNNNNN.png``. Outputs are checked before the run starts. A stopped run writes
     its checkpoint to ``checkpoints[i]`` (if given) before its image. A file that cannot be written (a full disk) is
     a ``WriteError``; a snapshot that cannot be written stops the run first, so that its checkpoint is tried.
-    ``masks``: mask images in memory for every run ({"masks": [...], "keep_mask": ...}; see README's Masks).
+    ``masks``: mask images in memory for every run ({"masks": [...], "keep_mask": ...}; see the docs: how-to/masks).
     """
     styles = arguments.check_run(content, styles, callback=callback, stop=stop, state=state, progress=progress,
                                  force=force)  # at the door: one line naming a wrong argument, before any work
@@ -298,7 +298,7 @@ def stylize(
     ``stop`` ends the run after the current step (``result.status == "cancelled"``); ``state`` continues a run.
     ``output`` saves the result (PNG with its recipe, or JPEG) and its ``.losses.csv``; a stopped run writes its
     ``checkpoint`` (if given: what ``resume_state`` reads) before them, so that a full disk still leaves it resumable.
-    Masks (README's Masks): ``masks=[sky, bridge]`` (one per style), ``mask_colors=``, ``keep_mask=``,
+    Masks (docs/how-to/masks.md): ``masks=[sky, bridge]`` (one per style), ``mask_colors=``, ``keep_mask=``,
     ``style_masks=``: paths or URLs (settings, kept in the recipe) or images (PIL, tensors, bytes).
     """
     overrides, mask_images = split_overrides(overrides)

@@ -40,7 +40,8 @@ Device = str  # "auto", "cpu", "cuda", "cuda:1", "mps"
 
 @dataclass(frozen=True)
 class StyleConfig:
-    """One style-transfer run. All fields are keyword-only; defaults are the fast CPU recipe (see README)."""
+    """One style-transfer run. All fields are keyword-only; defaults are the fast CPU recipe (the docs' Why these
+    defaults)."""
 
     size: int = 512
     """Size of the result in pixels: its long side (the content is resized so that its long side is ``size``), or its
@@ -107,7 +108,7 @@ class StyleConfig:
     crowsonkb/style-transfer-pytorch does). Tiles pad only the image's outer edge: their inner edges see real
     neighbours."""
     loss_norm: LossNorm = "relative"
-    """How losses are normalised (see README): ``relative`` (impasto), ``classic`` (the PyTorch exercise),
+    """How losses are normalised (the docs' Loss conventions): ``relative`` (impasto), ``classic`` (the PyTorch exercise),
     ``jcjohnson`` (neural-style)."""
     style_loss: StyleLossKind = "gram"
     """``gram`` (Gatys), ``wasserstein`` (W2 between Gaussians of the features) or ``neighbour`` (per location: each

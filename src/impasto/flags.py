@@ -22,7 +22,7 @@ GROUPS = {
     "schedule": "schedule (coarse to fine)",
     "optimiser": "optimiser",
     "losses": "losses",
-    "masks": "masks (a style per region, the photo kept; see README's Masks)",
+    "masks": "masks (a style per region, the photo kept; see the docs' how-to: masks)",
     "layers": "network and layers (see 'impasto layers')",
     "print": "print size, tiles and memory",
     "devices": "devices and precision",

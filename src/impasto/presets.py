@@ -11,9 +11,9 @@ from typing import Any
 # impasto's style layers: weights falling with depth (4, 4, 2, 1) and relu5_1 at a tenth of relu4_1. relu5_1's Gram
 # statistics carry object parts (eyes, faces, the painting's moon): weighted like the others, a portrait's eyes turned
 # up in a photo's sky and water; at 0.1 the brushwork, swirls and palette stay and the objects do not (bench/gallery.py,
-# README "Why these defaults").
+# docs/explanation/defaults.md).
 DEFAULT_STYLE_LAYERS = (("relu1_1", 4.0), ("relu2_1", 4.0), ("relu3_1", 2.0), ("relu4_1", 1.0), ("relu5_1", 0.1))
-# The neighbour loss's hypercolumn layers (bench/gallery.py, README "Style by neighbours"): relu2_1 for strokes and
+# The neighbour loss's hypercolumn layers (bench/gallery.py, docs/how-to/neighbours.md): relu2_1 for strokes and
 # colour, relu3_1 for texture, relu4_1 twice for the parts of things, so a location matches paint of the same kind of
 # thing. relu1_1 (single pixels' colour) made the strokes small; relu5_1 costs a fifth more and brings objects back.
 NEIGHBOUR_LAYERS = (("relu2_1", 1.0), ("relu3_1", 1.0), ("relu4_1", 2.0))

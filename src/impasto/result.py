@@ -34,8 +34,8 @@ LOSS_CONVENTIONS = {
                  "tv=1/2 sum of squared differences on 0-255 pixels (neural-style's TVLoss)",
 }
 CALIBRATED = ("calibrated per layer on Caffe-preprocessed weights: style_l=|G-G*|^2/|G*|^2 (G=FF^T/(HW)), "
-              "content=|F-F*|^2/|F*|^2, layers summed with their weights, style_weight x 2e-7 (README, 'The study "
-              "on the bundled network')")
+              "content=|F-F*|^2/|F*|^2, layers summed with their weights, style_weight x 2e-7 (the docs' how-to/study, "
+              "'The study on the bundled network')")
 
 
 def describe_convention(loss_norm: str, weights: str) -> str:

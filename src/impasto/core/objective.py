@@ -95,7 +95,7 @@ def _blend(cfgs: Sequence[RunSettings], n_styles: int, fixed: Blend | list[Blend
 # balance cannot be measured here, so the constant is calibrated on what the report saw on torchvision's network:
 # its train 1 (β = 1e6) was not saturated with style, since train 3 (5β) came out visibly more painterly and train
 # 5 (β/α 1e-4 of train 1) visibly closer to the photo. Measured on golden_gate + starry_night at 128 px, 300 steps
-# (README, "Sweeps"): with 1e-5 and 1e-6, trains 1 and 3 look alike (mean pixel difference 0.011, 0.028); with 2e-7
+# (docs/how-to/study.md): with 1e-5 and 1e-6, trains 1 and 3 look alike (mean pixel difference 0.011, 0.028); with 2e-7
 # train 3 is clearly the more stylised (0.032, swirls in the sky) and train 1 is the photo painted over. With
 # torchvision-preprocessed weights the classic formula stays exactly the report's.
 IMAGENET_STD = (0.229, 0.224, 0.225)
