@@ -220,7 +220,8 @@ def test_callbacks_and_the_schedule_see_the_same_eta() -> None:
     impasto.stylize(sample_content(32, 24), sample_style(24, 24), cfg, callback=seen.append, progress=False)
     sizes, steps = schedule(cfg, (24, 32))
     assert [s.size for s in seen] == [sz for sz, n in zip(sizes, steps) for _ in range(n)]
-    assert seen[0].eta is None and all(s.eta is not None and s.eta >= 0 for s in seen[1:])
+    # the machine is calibrated (conftest): the first step already has the model's estimate, before any is timed
+    assert all(s.eta is not None and s.eta >= 0 for s in seen)
     assert seen[-1].eta == pytest.approx(0.0, abs=1e-9)
 
 
