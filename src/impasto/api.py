@@ -35,6 +35,8 @@ from .io.checkpoint import check_position, load_checkpoint, save_checkpoint
 from .io.files import check_not_input, check_output
 from .io.images import LoadedImage, tensor_to_pil
 from .io.recipe import save_image
+from .machine import Report
+from .machine import report as machine_report
 from .masks import MASK_FIELDS, split_overrides
 from .meter import Distances, Meter, measure
 from .preflight import check_memory, check_sizes
@@ -55,8 +57,8 @@ from .weights import load_vgg
 
 __all__ = [
     "BATCH_SHARED", "FINAL", "HISTORY_COLUMNS", "FrameOutcome", "FrameRunner", "LAYER_NAMES", "LOSS_CONVENTIONS", "LOSS_DESCRIPTIONS", "STATUSES", "TERMS", "ImageLike",
-    "Distances", "Forecast", "LoadedImage", "Meter", "Prepared", "Result", "RunState", "Status", "Step", "StopToken", "batch_key",
-    "check_memory", "describe_convention", "estimate_run", "fingerprint", "fit_long_side", "layer_shapes", "measure", "resolve_config",
+    "Distances", "Forecast", "LoadedImage", "Meter", "Prepared", "Report", "Result", "RunState", "Status", "Step", "StopToken", "batch_key",
+    "check_memory", "describe_convention", "estimate_run", "fingerprint", "machine_report", "fit_long_side", "layer_shapes", "measure", "resolve_config",
     "resolve_device",
     "resolve_precision",
     "resume_state", "run_states", "save_run_checkpoint", "schedule", "stylize", "stylize_batch", "total_steps",

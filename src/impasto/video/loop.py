@@ -10,6 +10,7 @@ a stop loses at most the frame in progress, and the same call continues there.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -27,8 +28,10 @@ from .. import __version__
 from ..api import FrameRunner, Step, StopToken, resolve_config
 from ..config import StyleConfig
 from ..errors import OutputError
+from ..estimate import duration
 from ..io.files import atomic_write
-from ..progress import mode, open_bar, show
+from ..progress import announce
+from .bar import ClipProgress
 from .consistency import certainty, closest_first, warp
 from .container import Clip, check_video_output, is_video_output, read_clip, write_video
 from .flow import FlowCache, provider
@@ -99,12 +102,23 @@ class _VideoRun:
                                callback=self.on_step, stop=self.stop)
 
     def on_step(self, step: Step) -> None:
-        if self.bar is not None:
-            n = len(self.clip.frames)
-            show(self.bar, n=step.frame or 0, desc=f"frame {(step.frame or 0) + 1}/{n} · step {step.step}/"
-                 f"{step.total_steps}", losses=step.losses)
+        left = self.bar.update(step) if self.bar is not None else None
         if self.callback is not None:
-            self.callback(step)
+            self.callback(dataclasses.replace(step, eta=left))
+
+    def estimate(self, done: int) -> tuple[float, Callable[[int], tuple[list[int], list[float], list[float]]], bool]:
+        """(the seconds the frames ``done`` … the last will take here, each frame's plan for the ETA, whether the
+        machine is calibrated). Later frames build no style targets (the clip's are kept), so their start costs
+        nothing predicted: what they do between frames (flow, writing) is measured as the clip goes."""
+        first, later = self.runner.forecast(self.cfg), self.runner.forecast(self.later)
+
+        def plan(t: int) -> tuple[list[int], list[float], list[float]]:
+            fc = first if t == 0 or not self.warm else later
+            e = fc.estimate
+            return list(e.steps), list(e.step_seconds), list(e.setup_seconds) if t == 0 else [0.0] * len(e.steps)
+
+        seconds = sum(sum(n * s + u for n, s, u in zip(*plan(t))) for t in range(done, len(self.clip.frames)))
+        return seconds, plan, first.calibration is not None
 
     def resume_from(self, done: int) -> None:
         for j in self.vs.long_term:
@@ -120,8 +134,12 @@ class _VideoRun:
         """Stylise frames ``done`` … the last; → (status, message, frames stylised)."""
         n = len(self.clip.frames)
         self.resume_from(done)
-        if self.progress:
-            self.bar = open_bar(n, f"frame {done + 1}/{n}", where=mode(), initial=done)
+        seconds, plan, calibrated = self.estimate(done)
+        if self.progress:  # the first line: what it will take here
+            announce(f"impasto: {n - done} frames at {self.runner.size[1]}x{self.runner.size[0]}: "
+                     + (f"{duration(seconds)} here" if calibrated else "not timed (impasto doctor measures this "
+                                                                         "machine)"))
+        self.bar = ClipProgress(n, done, plan, calibrated=calibrated, bar=self.progress)
         ran = 0
         try:
             for t in range(done, n):
@@ -135,11 +153,9 @@ class _VideoRun:
                 self.outputs[t] = out.image
                 self.outputs.pop(t - max(self.vs.long_term), None)
                 self.state = out.state
-                if self.bar is not None:
-                    show(self.bar, n=t + 1, desc=f"frame {min(t + 2, n)}/{n}", losses=rec["losses"])
+                self.bar.frame_done(t, rec["losses"])
         finally:
-            if self.bar is not None:
-                self.bar.close()
+            self.bar.close()
         return "done", "", ran
 
     def recipe(self) -> dict[str, Any]:
