@@ -14,7 +14,8 @@ __version__ = "0.1.0"
 
 # Public name → the module that defines it.
 _EXPORTS = {
-    "Result": "api", "Step": "api", "StopToken": "api", "stylize": "api", "stylize_batch": "api",
+    "Result": "api", "Step": "api", "StopToken": "api", "estimate_run": "api", "stylize": "api",
+    "stylize_batch": "api",
     "PRESETS": "config", "StyleConfig": "config", "preset": "config",
     "Cancelled": "errors", "ConfigError": "errors", "DivergedError": "errors", "ImageError": "errors",
     "ImpastoError": "errors", "OutputError": "errors", "ResourceError": "errors", "WeightsError": "errors",
@@ -42,6 +43,7 @@ __all__ = [
     "WeightsError",
     "__version__",
     "batch",
+    "estimate_run",
     "measure",
     "preset",
     "stylize",
@@ -51,7 +53,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads these
-    from .api import Result, Step, StopToken, stylize, stylize_batch
+    from .api import Result, Step, StopToken, estimate_run, stylize, stylize_batch
     from .config import PRESETS, StyleConfig, preset
     from .errors import (
         Cancelled,

@@ -183,7 +183,7 @@ def _engine_steps(device: torch.device, precision: str) -> list[tuple[float, flo
     from .core.preprocess import CaffePreprocess
     from .core.vgg import VGG19
 
-    model = VGG19(CaffePreprocess()).to(device)
+    model = VGG19(CaffePreprocess(), channels_last=device.type == "cpu").to(device)  # as weights.load_vgg makes it
     points = []
     for size, steps in zip(PROBE_SIZES, PROBE_STEPS):
         cfg = StyleConfig(size=size, start_size=None, steps=steps, precision=precision, device=str(device))

@@ -41,6 +41,18 @@ def _device_why(name: str, device: torch.device) -> str:
     return "auto: no CUDA GPU, no Apple MPS"
 
 
+def _load() -> str:
+    """The load average when other work keeps the cores busy (a run then takes longer than expected)."""
+    try:
+        load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    except (AttributeError, OSError):  # not on every system
+        return ""
+    if load < 0.75 * cores:
+        return ""
+    return (f"; load average {load:.1f} on {cores} cores: other work is running, so runs take longer than expected "
+            "here, and OMP_NUM_THREADS=1 may be quicker (python bench/fp32.py --threads 1 compares)")
+
+
 def report(device_name: str = "auto", precision: str = "auto", *, again: bool = False,
            notice: Callable[[str], None] | None = None) -> Report:
     """This machine, calibrated now if it never was (or ``again``); ``notice`` hears a line before a measuring."""
@@ -61,7 +73,8 @@ def report(device_name: str = "auto", precision: str = "auto", *, again: bool = 
         device_why=_device_why(device_name, device),
         cpu=f"{calibrate.cpu_name()} · {os.cpu_count()} logical cores" + (f" · {', '.join(units)}" if units else ""),
         threads=f"{torch.get_num_threads()} threads for torch" + (f" (OMP_NUM_THREADS={env})" if env else
-                                                                  " (OMP_NUM_THREADS unset: torch's default)"),
+                                                                  " (OMP_NUM_THREADS unset: torch's default)")
+        + _load(),
         precision=chosen, precision_why=why, calibration=cal, measured_now=now, cache=str(calibrate.cache_file()))
     cases = [("impasto demo", StyleConfig(size=384), (288, 384), (384, 384)),
              ("a 512 px default run", StyleConfig(), (384, 512), (512, 512)),
