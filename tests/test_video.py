@@ -256,7 +256,9 @@ def test_impasto_video_writes_a_playable_clip_with_the_frames_rate_audio_and_rec
     assert recipe["frames"][-1]["losses"]["temporal"] > 0
     assert "impasto" in info["metadata"].get("comment", "")
     assert not (tmp_path / "out.mp4.frames").exists()  # the PNG frames are removed once the video is written
-    assert "wrote" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "wrote" in err
+    assert err.startswith("impasto: 6 frames at 48x36: about ") and " here\n" in err  # the estimate comes first
     assert main(["video", str(clip), str(style), "-o", str(out), *TINY]) == 2  # exists: --force to overwrite
 
 
