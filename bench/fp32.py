@@ -84,11 +84,16 @@ def main() -> None:
             print(f"  round {r + 1} {name:<14} {s:.3f} s a step")
     set_threads(cores)
     base = statistics.median(seconds["today"])
-    print(f"\n{'variant':<14} {'s a step':>9} {'vs today':>9} {'max |Δ|':>8} {'mean |Δ|':>9}   (|Δ| in 0..255)")
+    print(f"\n{'variant':<14} {'s a step':>9} {'vs today':>9} {'paired':>8} {'max |Δ|':>8} {'mean |Δ|':>9}"
+          "   (|Δ| in 0..255)")
     for name in variants:
         med = statistics.median(seconds[name])
+        # each round's ratio to the run of today just before it, the median over rounds: steadier than the ratio
+        # of medians when the machine's load changes from one round to the next
+        paired = statistics.median(b / a for a, b in zip(seconds["today"], seconds[name]))
         diff = (images[name] - images["today"]).abs() * 255
-        print(f"{name:<14} {med:>9.3f} {med / base:>8.3f}x {diff.max().item():>8.2f} {diff.mean().item():>9.3f}")
+        print(f"{name:<14} {med:>9.3f} {med / base:>8.3f}x {paired:>7.3f}x {diff.max().item():>8.2f} "
+              f"{diff.mean().item():>9.3f}")
     print(f"({time.perf_counter() - t0:.0f} s in all; ratios below 1 are faster than today)")
 
 

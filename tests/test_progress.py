@@ -185,7 +185,8 @@ def test_a_sweep_as_text_is_one_bar_without_escapes(experiment: dict[str, Path],
     result = impasto.sweep(experiment["exp"], content=experiment["content"], styles=[experiment["style"]],
                            output=experiment["exp"].parent / "out", executor=Fake(), plots=False)
     assert result.status == "done"
-    err = capsys.readouterr().err
+    estimate, err = capsys.readouterr().err.split("\n", 1)  # the first line: what the sweep will take here
+    assert estimate.startswith("impasto: 3 variants in 2 batches: about ") and estimate.endswith(" here")
     assert "\x1b" not in err, repr(err)
     assert err.count("\n") == 1 and "sweep · batch 2/2 · scale 1/1 · 32 px" in err and "6/6" in err
 

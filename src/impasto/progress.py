@@ -314,6 +314,7 @@ class RunProgress:
         self.bar = open_bar(sum(steps), self.prefix + first, where=mode()) if bar else None
         if self.bar is not None:
             self.bar.left = clock(self.eta.remaining())  # the model's, before a step is timed (when calibrated)
+            self.bar.refresh()
         self.started = False
 
     def update(self, step: Step) -> float | None:
