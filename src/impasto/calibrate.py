@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from . import __version__
-from .core.precision import autocast_dtype, cpu_has_native_bf16
+from .core.precision import autocast_dtype
 from .estimate import Rates, deepest, gram_flops, vgg_flops
 
 FORMAT = 1  # the layout of the cache file and of what is measured; a change measures again
@@ -220,7 +220,3 @@ def measure(device: torch.device, precision: str) -> Calibration:
                        startup_s=startup, measured_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                        took_s=time.perf_counter() - t0)
 
-
-def native_bf16() -> bool:
-    """Whether this CPU has bf16 units (AVX512-BF16 or AMX): what ``precision = "auto"`` decides by on a CPU."""
-    return cpu_has_native_bf16()
