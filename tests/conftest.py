@@ -62,3 +62,31 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _calibrated(tmp_path_factory: pytest.TempPathFactory):
+    """A calibration cache of the suite's own (``IMPASTO_CACHE_DIR``, inherited by the CLI's subprocesses), holding
+    figures for this machine at every thread count and precision: a run with a progress bar would otherwise measure
+    the machine first (seconds). The figures are stated, not measured; tests/test_estimate.py measures."""
+    import json
+    import os
+
+    from impasto import calibrate
+
+    folder = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("IMPASTO_CACHE_DIR")
+    os.environ["IMPASTO_CACHE_DIR"] = str(folder)
+    figures = {"overhead_s": 0.01, "vgg_flops_per_s": 3e10, "matmul_flops_per_s": 6e10, "startup_s": 0.5,
+               "measured_at": "2026-01-01T00:00:00Z", "took_s": 4.0}
+    entries = {}
+    for threads in range(1, (os.cpu_count() or 1) + 1):
+        for precision in ("fp32", "bf16", "fp16"):
+            info = {**calibrate.machine(torch.device("cpu"), precision), "threads": str(threads)}
+            entries[json.dumps(info, sort_keys=True)] = figures
+    calibrate.cache_file().write_text(json.dumps({"entries": entries}))
+    yield folder
+    if old is None:
+        os.environ.pop("IMPASTO_CACHE_DIR", None)
+    else:
+        os.environ["IMPASTO_CACHE_DIR"] = old

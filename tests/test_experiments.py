@@ -521,6 +521,22 @@ def test_cli_sweep_reuses_finished_runs(reference: impasto.SweepResult, inputs: 
     assert "3 variants (0 run, 3 already done)" in err and "report.html" in err
 
 
+def test_a_sweep_says_first_what_it_will_take_here(inputs: dict[str, Path], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from impasto.api import estimate_run
+    from impasto.estimate import duration
+
+    exp = write(tmp_path, THREE + "\n[grid]\nsize = [32, 48]\n")  # two sizes: two batches
+    code = main(["sweep", str(exp), "--content", str(inputs["content"]), "--style", str(inputs["style"]),
+                 "-o", str(tmp_path / "out"), "--steps", "1"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    cfg = impasto.StyleConfig(start_size=None, first_steps=None, steps=1, device="cpu")
+    seconds = sum(estimate_run(inputs["content"], inputs["style"], cfg.replace(size=s), runs=3)[0].seconds
+                  for s in (32, 48))
+    assert err.splitlines()[0] == f"impasto: 6 variants in 2 batches: {duration(seconds)} here", err
+
+
 def test_cli_dry_run_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     exp = write(tmp_path, THREE + "\n[grid]\nsize = [32, 48]\n")
     assert main(["sweep", str(exp), "--dry-run"]) == 0

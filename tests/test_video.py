@@ -246,7 +246,8 @@ def test_impasto_video_writes_a_playable_clip_with_the_frames_rate_audio_and_rec
 
     clip, style = clip_files
     out = tmp_path / "out.mp4"
-    assert main(["video", str(clip), str(style), "-o", str(out), *TINY, "--long-term", "1,2"]) == 0
+    # with its bar (no -q): the estimate is its first line
+    assert main(["video", str(clip), str(style), "-o", str(out), *TINY[:-1], "--long-term", "1,2"]) == 0
     info = container.probe_video(out)
     assert info["frames"] == 6 and info["fps"] == 12 and info["audio"] and info["size"] == (48, 36)
     recipe = json.loads((tmp_path / "out.mp4.json").read_text())
@@ -256,7 +257,9 @@ def test_impasto_video_writes_a_playable_clip_with_the_frames_rate_audio_and_rec
     assert recipe["frames"][-1]["losses"]["temporal"] > 0
     assert "impasto" in info["metadata"].get("comment", "")
     assert not (tmp_path / "out.mp4.frames").exists()  # the PNG frames are removed once the video is written
-    assert "wrote" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "wrote" in err
+    assert err.startswith("impasto: 6 frames at 48x36: about ") and " here\n" in err  # the estimate comes first
     assert main(["video", str(clip), str(style), "-o", str(out), *TINY]) == 2  # exists: --force to overwrite
 
 

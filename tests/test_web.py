@@ -120,6 +120,12 @@ def test_a_job_runs_end_to_end_with_live_events_and_a_recipe(tmp_path, pngs):
         job = resp.json()
         assert JOB_ID.match(job["id"]) and job["position"] == 0
         assert resp.headers["location"] == f"/api/jobs/{job['id']}"
+        # what it will take here, before it starts: the estimate a CLI run prints, for these images and settings
+        from impasto.api import estimate_run
+
+        expected = estimate_run(Image.open(io.BytesIO(pngs["content"])), Image.open(io.BytesIO(pngs["style"])),
+                                {**FAST, "device": "cpu"})[0].seconds
+        assert job["estimate_s"] == round(expected, 1) and job["estimate_s"] > 0
 
         events = read_events(client, job["id"])
         names = [n for n, _ in events]

@@ -14,7 +14,8 @@ __version__ = "0.1.0"
 
 # Public name → the module that defines it.
 _EXPORTS = {
-    "Result": "api", "Step": "api", "StopToken": "api", "blend_file": "api", "blend_images": "api", "stylize": "api",
+    "Result": "api", "Step": "api", "StopToken": "api", "blend_file": "api", "blend_images": "api",
+    "estimate_run": "api", "stylize": "api",
     "stylize_batch": "api",
     "PRESETS": "config", "StyleConfig": "config", "preset": "config",
     "Cancelled": "errors", "ConfigError": "errors", "DivergedError": "errors", "ImageError": "errors",
@@ -45,6 +46,7 @@ __all__ = [
     "batch",
     "blend_file",
     "blend_images",
+    "estimate_run",
     "measure",
     "preset",
     "stylize",
@@ -54,7 +56,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads these
-    from .api import Result, Step, StopToken, blend_file, blend_images, stylize, stylize_batch
+    from .api import Result, Step, StopToken, blend_file, blend_images, estimate_run, stylize, stylize_batch
     from .config import PRESETS, StyleConfig, preset
     from .errors import (
         Cancelled,

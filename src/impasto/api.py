@@ -29,6 +29,7 @@ from .core.state import RunState
 from .core.targets import StyleTargets
 from .core.vgg import LAYER_NAMES
 from .errors import ConfigError, ResourceError, WriteError
+from .forecast import Forecast, forecast, line
 from .frames import FrameOutcome, FrameRunner  # impasto.video's engine: one runner a clip, a run a frame
 from .inputs import ImageLike, Prepared, fingerprint, finish, postprocess, prepare, style_list, style_transform
 from .io.checkpoint import check_position, load_checkpoint, save_checkpoint
@@ -36,11 +37,13 @@ from .io.files import SAVE_FORMATS, check_not_input, check_output
 from .io.images import LoadedImage
 from .io.recipe import save_image
 from .io.streams import SafeStream
+from .machine import Report
+from .machine import report as machine_report
 from .masks import MASK_FIELDS, split_overrides
 from .meter import Distances, Meter, measure
 from .outputs import check_format
 from .preflight import check_memory, check_sizes, pick_tiles
-from .progress import RunProgress
+from .progress import RunProgress, announce
 from .reblend import blend_file, blend_images
 from .result import (
     HISTORY_COLUMNS,
@@ -60,8 +63,9 @@ from .weights import load_vgg
 
 __all__ = [
     "BATCH_SHARED", "FINAL", "HISTORY_COLUMNS", "FrameOutcome", "FrameRunner", "LAYER_NAMES", "LOSS_CONVENTIONS", "LOSS_DESCRIPTIONS", "STATUSES", "TERMS", "ImageLike",
-    "Distances", "LoadedImage", "Meter", "Prepared", "Result", "RunState", "Status", "Step", "StopToken", "batch_key", "blend_file", "blend_images",
-    "check_memory", "describe_convention", "fingerprint", "fit_long_side", "layer_shapes", "measure", "resolve_config",
+    "Distances", "Forecast", "LoadedImage", "Meter", "Prepared", "Report", "Result", "RunState", "Status", "Step", "StopToken", "batch_key",
+    "blend_file", "blend_images", "check_memory", "describe_convention", "estimate_run", "fingerprint", "machine_report", "fit_long_side",
+    "layer_shapes", "measure", "resolve_config",
     "resolve_device",
     "resolve_precision",
     "resume_state", "run_states", "save_picture", "save_run_checkpoint", "schedule", "stylize", "stylize_batch", "total_steps",
@@ -100,6 +104,29 @@ def layer_shapes(height: int, width: int) -> dict[str, tuple[int, int, int]]:
     from .core.vgg import VGG19
 
     return VGG19(CaffePreprocess()).shapes(height, width)
+
+
+def estimate_run(content: ImageLike, styles: Sequence[ImageLike] | ImageLike,
+                 config: StyleConfig | dict[str, Any] | None = None, *, runs: int = 1, measure: bool = True,
+                 **overrides: Any) -> tuple[Forecast, str]:
+    """What a run of ``config`` on these inputs will take here, before it starts: (the Forecast, its one-line
+    text). ``measure``: calibrate this machine now if it never was (a few seconds, once)."""
+    from .inputs import final_size
+    from .io.images import load_image
+
+    cfg = resolve_config(config, overrides)
+    device = resolve_device(cfg.device)
+    image = load_image(content, max_pixels=cfg.max_pixels, name="content image").image
+    final = final_size(image, cfg)
+    from .core.targets import style_size
+
+    styles_hw = []
+    for s in style_list(styles):
+        im = load_image(s, max_pixels=cfg.max_pixels, name="style image").image
+        styles_hw.append(style_size((im.height, im.width), final, cfg.style_scale, cfg.style_fit, cfg.size_side,
+                                    least=8))
+    fc = forecast([cfg] * runs, final, styles_hw, device, resolve_precision(cfg.precision, device), measure=measure)
+    return fc, line(fc, cfg, final, styles_hw, runs)
 
 
 def resolve_config(config: StyleConfig | dict[str, Any] | None, overrides: dict[str, Any]) -> StyleConfig:
@@ -247,7 +274,13 @@ def stylize_batch(
     check_sizes(cfgs, prepared.content, prepared.styles, prepared.names)
     check_memory(cfgs, size, device, [tuple(s.shape[-2:]) for s in prepared.styles])  # type: ignore[misc]
     state = state if state is not None else initial_state(prepared.content, cfgs, prepared.inits)
-    tracker = RunProgress(*plan(c0, size), len(cfgs), bar=progress)
+    precision = resolve_precision(c0.precision, device)
+    styles_hw = [tuple(s.shape[-2:]) for s in prepared.styles]
+    fc = forecast(cfgs, size, styles_hw, device, precision, measure=progress)  # type: ignore[arg-type]
+    if progress:  # the first line a run prints: what it will take here
+        announce(line(fc, c0, size, styles_hw, len(cfgs)))  # type: ignore[arg-type]
+    tracker = RunProgress(*plan(c0, size), len(cfgs), bar=progress, step_seconds=fc.estimate.step_seconds,
+                          setup=fc.estimate.setup_seconds, calibrated=fc.calibration is not None)
     snapshots: list[list[tuple[int, Image.Image]]] = [[] for _ in cfgs]
     halt = _RunStop(stop)
     t0 = time.perf_counter()

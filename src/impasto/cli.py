@@ -42,6 +42,7 @@ EXAMPLES = """examples:
   impasto sweep examples/report.toml --content photo.jpg --style starry.jpg scream.jpg -o study/
   impasto serve                                       the web UI on http://127.0.0.1:8000
   impasto video clip.mp4 starry.jpg -o out.mp4 --size 256   a video, its frames consistent over time
+  impasto doctor                                      this machine, and what a run will take here
 """
 
 class _Parser(argparse.ArgumentParser):
@@ -337,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "impasto's defaults]")
     p.set_defaults(func=cmd_demo)
 
+    from . import doctor  # its own module: cli.py is near its size limit
+
+    doctor.add_parser(sub)
     for package, name in (("experiments", "cli"), ("experiments", "batch_cli"), ("web", "cli"),
                           ("video", "cli")):  # front ends
         module = _front_end(package, name)  # that register their own commands

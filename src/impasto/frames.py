@@ -30,6 +30,7 @@ from .core.objective import Guides
 from .core.optimize import initial_state, optimize
 from .core.state import RunState, warm_start
 from .core.targets import StyleTargets
+from .forecast import Forecast, forecast
 from .inputs import ImageLike, postprocess, prepare, style_transform
 from .io.images import pil_to_tensor, resize_exact, tensor_to_pil
 from .masks import prepare_masks
@@ -79,6 +80,13 @@ class FrameRunner:
         self.palette = prepared.palette
         self.model = load_vgg(config.weights, config.pooling, str(self.device), config.padding)
         self.precision = resolve_precision(config.precision, self.device)
+        self.style_sizes = [tuple(s.shape[-2:]) for s in prepared.styles]
+
+    def forecast(self, config: StyleConfig | None = None, *, measure: bool = True) -> Forecast:
+        """What one frame of ``config`` (default: the clip's) will take here; ``measure``: calibrate this machine
+        now if it never was."""
+        return forecast([config or self.config], self.size, self.style_sizes, self.device, self.precision,
+                        measure=measure)  # type: ignore[arg-type]
 
     @property
     def target_builds(self) -> int:

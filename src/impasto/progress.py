@@ -1,10 +1,13 @@
 """Progress for people: the bar of a run or a sweep (terminal, notebook widget or plain text) and the ETA behind it.
 
 A coarse-to-fine run's steps do not cost the same. Each scale has about twice the pixels of the one before, and a
-step's time is roughly a fixed cost (Python, kernel launches) plus one proportional to the pixels (the convolutions).
+step's time is a fixed cost (Python, kernel launches) plus one proportional to the arithmetic (the convolutions).
 tqdm's own estimate (time so far / steps so far × steps left) therefore reads several times too low while the small
-scales run. ``Eta`` models a step's time as ``a + b · work`` (work = pixels × runs in the batch), fits the model to
-the measured time per step of every scale seen so far, and adds it up over the steps still to come. The api hands
+scales run; extrapolating the first scale's time per pixel (what this module did before) reads 1.5-2× too high,
+because the fixed cost is a larger share of a small scale's step. ``Eta`` starts from the cost model's seconds per
+step of each scale (impasto.forecast: the plan's FLOPs and this machine's calibration, fixed cost included), which
+is the ETA before anything is timed when the machine is calibrated; as steps are timed, the model is scaled by the
+ratio of measured to predicted seconds (the scale now running weighing in as its steps accumulate). The api hands
 the same estimate to callbacks (``Step.eta``), so the web page shows the number the terminal shows.
 
 Where the bar goes: a widget in a Jupyter kernel when ipywidgets is installed (``pip install 'impasto[notebook]'``);
@@ -57,20 +60,51 @@ def fit(points: Sequence[tuple[float, float]]) -> Callable[[float], float] | Non
     return lambda w: a + b * w
 
 
+def ratio(points: Sequence[tuple[float, float]]) -> Callable[[float], float] | None:
+    """Seconds per step as a function of the predicted seconds, from (predicted, measured) points (one a segment).
+
+    One point: the prediction scaled by measured / predicted (the machine is slower or faster than calibrated).
+    Two or more: the least-squares line ``a + b · predicted``. A prediction is ``o + f`` (the fixed cost and the
+    FLOPs' share); if the calibration got their proportion wrong, the truth is ``α·o + β·f = (α − β)·o + β·(o + f)``,
+    a line in the prediction, which two scales determine. A slope ≤ 0 (noise): the ratio again."""
+    if not points:
+        return None
+    k = sum(t for _, t in points) / max(sum(p for p, _ in points), 1e-12)
+    n = len(points)
+    mp = sum(p for p, _ in points) / n
+    spp = sum((p - mp) ** 2 for p, _ in points)
+    if n == 1 or spp <= (0.05 * mp) ** 2:
+        return lambda p: k * p
+    mt = sum(t for _, t in points) / n
+    b = sum((p - mp) * (t - mt) for p, t in points) / spp
+    if b <= 0:
+        return lambda p: k * p
+    a = mt - b * mp
+    return lambda p: max(a + b * p, 0.0)
+
+
 class Eta:
     """Seconds left in a schedule of segments (a run's scales) whose steps cost differently.
 
-    ``steps[i]`` is segment i's number of steps, ``work[i]`` the work of one of its steps (pixels × runs).
+    ``steps[i]`` is segment i's number of steps, ``work[i]`` the work of one of its steps: the model's predicted
+    seconds (``predicted=True``, from impasto.forecast), or pixels × runs when there is no model (then the
+    measured seconds are fitted as ``a + b · work``). ``setup[i]``: predicted seconds at the segment's start
+    (its targets), counted for the segments still to come. ``calibrated``: the predictions are this machine's
+    seconds, so they are the estimate before any step is timed.
     ``update(segment, step, elapsed)`` records a step: the segment it belongs to, the count of steps so far and the
     clock. A segment's rate is the median of its steps' durations: the first step of a scale, which also builds
     that scale's targets, and the slow first steps of a process (allocations, kernel selection) or a moment of
     contention do not skew it. Pure: no clock of its own, no I/O.
     """
 
-    def __init__(self, steps: Sequence[int], work: Sequence[float]) -> None:
-        if len(steps) != len(work):
+    def __init__(self, steps: Sequence[int], work: Sequence[float], *, predicted: bool = False,
+                 setup: Sequence[float] | None = None, calibrated: bool = False) -> None:
+        if len(steps) != len(work) or setup is not None and len(setup) != len(steps):
             raise ValueError("one work value per segment")
         self.steps, self.work = list(steps), [float(w) for w in work]
+        self.setup = [float(u) for u in setup] if setup is not None else [0.0] * len(steps)
+        self.fit = ratio if predicted else fit
+        self.calibrated = predicted and calibrated
         self._entry: dict[int, float] = {}  # segment → its first step's duration, setup included (when known)
         self._durations: dict[int, list[float]] = {}  # segment → the durations of its later steps
         self._base: dict[int, int] = {}  # segment → steps counted before it
@@ -78,8 +112,13 @@ class Eta:
         self.step = 0
 
     @classmethod
-    def for_schedule(cls, sizes: Sequence[tuple[int, int]], steps: Sequence[int], runs: int = 1) -> Eta:
-        """A run's (or a batch's) schedule: every scale's (h, w) and its steps (``api.schedule``)."""
+    def for_schedule(cls, sizes: Sequence[tuple[int, int]], steps: Sequence[int], runs: int = 1, *,
+                     step_seconds: Sequence[float] | None = None, setup: Sequence[float] | None = None,
+                     calibrated: bool = False) -> Eta:
+        """A run's (or a batch's) schedule: every scale's (h, w) and its steps (``api.schedule``), with the cost
+        model's seconds a step and at each scale's start when there is one (impasto.forecast)."""
+        if step_seconds is not None:
+            return cls(steps, step_seconds, predicted=True, setup=setup, calibrated=calibrated)
         return cls(steps, [h * w * runs for h, w in sizes])
 
     @property
@@ -110,18 +149,22 @@ class Eta:
         return (self._entry[segment], 1) if segment in self._entry else None
 
     def remaining(self) -> float | None:
-        """Seconds left, or None while nothing has been timed yet."""
+        """Seconds left, or None while nothing has been timed yet (and the predictions are not this machine's)."""
         cur = self.segment
         if cur is None:
-            return None
+            return self.total() if self.calibrated else None
+        fit = self.fit
         earlier = [(self.work[i], r[0]) for i in self._base if i != cur and (r := self.rate(i)) is not None]
         model = fit(earlier)
-        own = self.rate(cur)
+        if model is None and self.calibrated:
+            model = lambda w: w
+        # A scale's first step also built its targets: with a model to go by, that step is not its rate.
+        own = self.rate(cur) if self._durations.get(cur) or model is None else None
         if own is None and model is None:
             return None
         if own is None:
             here = model(self.work[cur])  # type: ignore[misc]
-        elif model is None:
+        elif model is None or not earlier:  # measured steps outweigh a calibration made at another time
             here = own[0]
         else:  # the scale's own rate takes over as its steps accumulate
             weight = own[1] / (own[1] + BLEND_STEPS)
@@ -129,7 +172,13 @@ class Eta:
         ahead = fit([*earlier, (self.work[cur], here)])
         assert ahead is not None
         left_here = max(self.steps[cur] - (self.step - self._base[cur]), 0)
-        return left_here * here + sum(n * ahead(w) for n, w in zip(self.steps[cur + 1:], self.work[cur + 1:]))
+        k = ahead(1.0) if self.fit is ratio else 1.0  # the setups scale as the steps do
+        return left_here * here + sum(n * ahead(w) + k * u for n, w, u in
+                                      zip(self.steps[cur + 1:], self.work[cur + 1:], self.setup[cur + 1:]))
+
+    def total(self) -> float:
+        """The predicted seconds of the whole schedule (the steps and the setups), before anything is timed."""
+        return sum(n * w + u for n, w, u in zip(self.steps, self.work, self.setup))
 
 
 def work_left(sizes: Sequence[tuple[int, int]], steps: Sequence[int], done: int = 0) -> float:
@@ -161,6 +210,12 @@ def clock(seconds: float | None) -> str:
     s = max(0, round(seconds))
     h, rest = divmod(s, 3600)
     return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60:02d}:{rest % 60:02d}"
+
+
+def announce(text: str) -> None:
+    """One line on stderr before a bar opens (a run's estimate); a full or closed stderr is no error."""
+    SafeStream(sys.stderr).write(text + "\n")
+    SafeStream(sys.stderr).flush()
 
 
 # -- where the bar goes ---------------------------------------------------------------------------------------------
@@ -231,7 +286,15 @@ def show(bar: Any, *, n: int | None = None, add: int = 0, desc: str | None = Non
         bar.left = clock(left)
     if losses is not None:
         bar.losses = " " + losses_text(losses)
-    bar.update(n - bar.n if n is not None else add)
+    moved = n - bar.n if n is not None else add
+    bar.update(moved)
+    if not moved:
+        # tqdm redraws on a move only (and, once it has learnt a rate, only on moves of several units): a bar whose
+        # count stands still while its words change (a video's frame, whose steps are in the words) would go quiet.
+        now = time.time()
+        if now - getattr(bar, "last_print_t", 0.0) >= getattr(bar, "mininterval", 0.1):
+            bar.refresh()
+            bar.last_print_t = now
 
 
 # -- a run, a sweep -------------------------------------------------------------------------------------------------
@@ -242,12 +305,16 @@ class RunProgress:
     bar with that run's losses."""
 
     def __init__(self, sizes: Sequence[tuple[int, int]], steps: Sequence[int], runs: int = 1, *,
-                 bar: bool = True) -> None:
-        self.eta = Eta.for_schedule(sizes, steps, runs)
+                 bar: bool = True, step_seconds: Sequence[float] | None = None,
+                 setup: Sequence[float] | None = None, calibrated: bool = False) -> None:
+        self.eta = Eta.for_schedule(sizes, steps, runs, step_seconds=step_seconds, setup=setup, calibrated=calibrated)
         self.runs, self.left = runs, None
         self.prefix = f"{runs} runs · " if runs > 1 else ""
         first = f"scale 1/{len(sizes)} · {max(sizes[0])} px"
         self.bar = open_bar(sum(steps), self.prefix + first, where=mode()) if bar else None
+        if self.bar is not None:
+            self.bar.left = clock(self.eta.remaining())  # the model's, before a step is timed (when calibrated)
+            self.bar.refresh()
         self.started = False
 
     def update(self, step: Step) -> float | None:

@@ -37,6 +37,21 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return _precision.resolve_precision(precision, device)
 
 
+def explain_precision(precision: str, device: torch.device) -> tuple[str, str]:
+    """(the precision a run gets, why): ``auto``'s choice on this device in words (core/precision.py decides)."""
+    chosen = resolve_precision(precision, device)
+    if precision != "auto":
+        return chosen, "set explicitly"
+    if device.type == "cuda":
+        why = "a CUDA GPU with bf16" if chosen == "bf16" else "a CUDA GPU without bf16: fp16"
+        return chosen, f"auto: {why} (by analogy with the CPU figures; not yet measured on a GPU)"
+    if device.type == "mps":
+        return chosen, "auto: Apple's MPS runs fp32 (bf16 autocast is not measured faster there)"
+    if chosen == "bf16":
+        return chosen, "auto: this CPU has native bf16 units (AVX512-BF16 or AMX): 1.6-1.8x faster a step, same pictures"
+    return chosen, ("auto: this CPU has no AVX512-BF16 or AMX units; bf16 would be emulated there, slower than fp32")
+
+
 def available_memory(device: torch.device) -> int | None:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)

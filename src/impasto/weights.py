@@ -188,7 +188,9 @@ def load_state_dict(source: str) -> tuple[dict[str, torch.Tensor], str]:
 def load_vgg(source: str = "bundled", pooling: str = "max", device: str = "cpu", padding: str = "zeros") -> VGG19:
     """VGG19 with the source's weights and preprocessing, on ``device``. Loaded once per process and arguments."""
     state, preprocess = load_state_dict(source)
-    model = VGG19(make_preprocess(preprocess), pooling=pooling, padding=padding)
+    # channels-last on CPUs only (core/vgg.py: measured there); GPUs keep the layout they were measured with
+    model = VGG19(make_preprocess(preprocess), pooling=pooling, padding=padding,
+                  channels_last=torch.device(device).type == "cpu")
     model.load_state_dict(state, strict=False)  # preprocess buffers are not persistent; pools have no weights
     missing = [k for k in model.state_dict() if k.startswith("features.") and k not in state]
     if missing:

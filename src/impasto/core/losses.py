@@ -41,6 +41,10 @@ def moments(feat: torch.Tensor, guide: torch.Tensor | None = None) -> tuple[torc
     feat = _f32(feat)
     b, c, _, _ = feat.shape
     feat, positions = _guided(feat, guide)
+    if c > 1 and not feat.is_contiguous() and feat.is_contiguous(memory_format=torch.channels_last):
+        # VGG's activations are channels-last (core/vgg.py): read them as (B, positions, C) without a copy
+        rows = feat.permute(0, 2, 3, 1).reshape(b, -1, c)
+        return rows.transpose(1, 2) @ rows, rows.sum(1), positions
     flat = feat.reshape(b, c, -1)
     return flat @ flat.transpose(1, 2), flat.sum(-1), positions
 

@@ -20,6 +20,7 @@ from ..api import (
     Step,
     StopToken,
     batch_key,
+    estimate_run,
     fingerprint,
     resume_state,
     schedule,
@@ -28,9 +29,10 @@ from ..api import (
 from ..api import run_states as states
 from ..arguments import check_sweep
 from ..errors import ConfigError, OutputError
+from ..estimate import duration
 from ..io.images import LoadedImage, load_image
 from ..io.locks import lock_folder
-from ..progress import SweepBars, work_left
+from ..progress import SweepBars, announce, work_left
 from .executors import Batch, BatchOutcome, Executor, LocalExecutor
 from .report import publish
 from .results import SweepResult, SweepStep, VariantResult, sweep_status
@@ -198,16 +200,20 @@ class _Run:
         self.last_publish = time.monotonic()
         self.publish_time = 0.0  # seconds the last redraw took
         self.sweep_info = {"experiment": str(result.experiment.path or result.experiment.name)}
-        pending = [v for v in result.variants if not v.finished]
-        self.bars = SweepBars(progress, sum(v.total_steps - v.steps_done for v in pending),
-                              {v.name: _work_left(v, result.content) for v in pending})
+        self.progress, self.bars = progress, SweepBars(False, 0)  # the bars open once the estimate is said
         self.n_batches = 0
 
     def loop(self) -> None:
         publish(self.result, plots=self.plots)
         if self.stop.stopped:
             return
-        batches = self.plan([v for v in self.result.variants if not v.finished])
+        pending = [v for v in self.result.variants if not v.finished]
+        batches = self.plan(pending)
+        if self.progress and batches:  # the first line: what it will take here
+            announce(self.estimate(batches))
+        self.bars = SweepBars(self.progress, sum(v.total_steps - v.steps_done for v in pending),
+                              {v.name: _work_left(v, self.result.content) for v in pending})
+        self.bars.planned = self.n_batches
         for outcome in self.executor.run(batches, on_step=self.on_step, stop=self.stop):
             self.file(outcome)
             self.bars.end_batch()
@@ -218,6 +224,18 @@ class _Run:
                 publish(self.result, plots=self.plots)
                 self.last_publish = time.monotonic()
                 self.publish_time = self.last_publish - t
+
+    def estimate(self, batches: Sequence[Batch]) -> str:
+        """``impasto: 8 variants in 2 batches: about 6 min here``: each batch's estimate (as ``impasto stylize``
+        prints it), for the share of its steps still to run."""
+        seconds = 0.0
+        for b in batches:
+            fc, _ = estimate_run(b.content, list(b.styles), b.configs[0], runs=len(b.names))
+            v = self.by_name[b.names[0]]
+            seconds += fc.seconds * (v.total_steps - v.steps_done) / max(v.total_steps, 1)
+        n, k = sum(len(b.names) for b in batches), len(batches)
+        return (f"impasto: {n} variant{'s' if n > 1 else ''} in {k} batch{'es' if k > 1 else ''}: "
+                f"{duration(seconds)} here")
 
     def plan(self, pending: list[VariantResult]) -> list[Batch]:
         """Group by batch_key (and by where a continued run stands); cut groups to ``max_batch``."""
@@ -236,7 +254,6 @@ class _Run:
                 batches.append(Batch(self.n_batches, tuple(v.name for v in chunk), tuple(v.config for v in chunk),
                                      self.result.content, tuple(self.result.styles),
                                      states.merge(held) if held else None))
-        self.bars.planned = self.n_batches
         return batches
 
     def on_step(self, batch: Batch, step: Step) -> None:

@@ -22,6 +22,7 @@ needed, so a resumed clip continues exactly as an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +32,9 @@ from PIL import Image
 from .. import __version__
 from ..api import FrameRunner, Step, StopToken
 from ..config import StyleConfig
-from ..progress import mode, open_bar, show
+from ..estimate import duration
+from ..progress import announce
+from .bar import ClipProgress
 from .consistency import certainty, closest_first, warp
 from .container import Clip
 from .cuts import shot_of, shot_starts
@@ -138,11 +141,28 @@ class VideoRun:
         return f"frame {t + 1}/{self.n}{shots}{cut}{self.phase}"
 
     def on_step(self, step: Step) -> None:
+        left = None
         if self.bar is not None:
-            show(self.bar, desc=f"{self.label(step.frame or 0)} · step {step.step}/{step.total_steps}",
-                 losses=step.losses)
+            if self.phase:  # the seam pass is beyond the plan the time left was made from
+                self.bar.note(step)
+            else:
+                left = self.bar.update(step)
         if self.callback is not None:
-            self.callback(step)
+            self.callback(dataclasses.replace(step, eta=left) if left is not None else step)
+
+    def estimate(self, done: int) -> tuple[float, Callable[[int], tuple[list[int], list[float], list[float]]], bool]:
+        """(the seconds frames ``done`` … the last will take here, each frame's plan for the ETA, whether the machine
+        is calibrated). A shot's first frame runs the full schedule; later frames build no style targets (the clip's
+        are kept), so their start costs nothing predicted: what happens between frames is measured as the clip goes."""
+        first, later = self.runner.forecast(self.cfg), self.runner.forecast(self.later)
+
+        def plan(t: int) -> tuple[list[int], list[float], list[float]]:
+            full = t in self.starts or not self.warm
+            e = (first if full else later).estimate
+            return list(e.steps), list(e.step_seconds), list(e.setup_seconds) if t == 0 else [0.0] * len(e.steps)
+
+        seconds = sum(sum(n * s + u for n, s, u in zip(*plan(t))) for t in range(done, self.n))
+        return seconds, plan, first.calibration is not None
 
     # -- state kept for a resumed run ---------------------------------------------------------------------------
     def needed(self, t: int) -> set[int]:
@@ -174,9 +194,13 @@ class VideoRun:
         n = self.n
         self.resume_from(done)
         seam_todo = bool(self.seam_frames) and self.store.manifest.get("seam") != "done"
-        if self.progress:
-            self.bar = open_bar(n + (len(self.seam_frames) if seam_todo else 0), self.label(min(done, n - 1)),
-                                where=mode(), initial=done)
+        seconds, plan, calibrated = self.estimate(done)
+        if self.progress:  # the first line: what it will take here
+            announce(f"impasto: {n - done} frames at {self.runner.size[1]}x{self.runner.size[0]}: "
+                     + (f"{duration(seconds)} here" if calibrated else "not timed (impasto doctor measures this "
+                                                                         "machine)"))
+        self.bar = ClipProgress(n, done, plan, calibrated=calibrated, bar=self.progress, label=self.label,
+                                extra=len(self.seam_frames) if seam_todo else 0)
         ran = 0
         try:
             for t in range(done, n):
@@ -192,15 +216,13 @@ class VideoRun:
                 keep = self.needed(t)
                 self.outputs = {s: v for s, v in self.outputs.items() if s in keep}
                 self.store.drop_state(keep)
-                if self.bar is not None:
-                    show(self.bar, n=t + 1, desc=self.label(min(t + 1, n - 1)), losses=rec["losses"])
+                self.bar.frame_done(t, rec["losses"])
             if seam_todo:
                 status, message = self.seam()
                 if status != "done":
                     return status, message, ran
         finally:
-            if self.bar is not None:
-                self.bar.close()
+            self.bar.close()
         return "done", "", ran
 
     def seam(self) -> tuple[str, str]:
@@ -224,7 +246,7 @@ class VideoRun:
             redone[t] = (out, {**old, "seam_steps": len(out.history), "seam_seconds": round(out.elapsed, 3),
                                "losses": self.record(t, out)["losses"]})
             if self.bar is not None:
-                show(self.bar, add=1)
+                self.bar.note(add=1)
         for t, (out, rec) in redone.items():
             self.store.save(t, out.picture, {**self.recipe(), "frame": t, "frame_record": rec}, rec)
         self.store.manifest["seam"] = "done"

@@ -21,7 +21,7 @@ _LOSSES = {"total": 7.412, "content": 0.3187, "style": 0.3547, "tv": 0.0, "tempo
 
 RUNNING: dict[str, Any] = {
     "id": JOB_ID, "status": "running", "message": "", "position": 0, "step": 120, "total_steps": 240,
-    "size": [256, 362], "scale": 2, "scales": 5, "eta_s": 61.5, "losses": _LOSSES, "created": 1765101600.125,
+    "size": [256, 362], "scale": 2, "scales": 5, "eta_s": 61.5, "estimate_s": 98.2, "losses": _LOSSES, "created": 1765101600.125,
     "started": 1765101600.25, "finished": None, "elapsed": 38.9,
     "config": StyleConfig(device="cpu").to_dict(), "inputs": {"content": "photo.jpg", "styles": ["starry_night.jpg"]},
     "has_image": True, "has_result": False, "preview_step": 120, "download_name": f"photo-starry_night-{JOB_ID[:8]}.png",

@@ -82,6 +82,7 @@ class Job:
     scale: int | None = None  # 0-based index of the current scale, of ``scales``
     scales: int | None = None
     eta_s: float | None = None  # seconds left, estimated per scale (Step.eta: impasto.progress.Eta)
+    estimate_s: float | None = None  # before it starts: what it will take here (impasto.api.estimate_run)
     losses: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
     preview: bytes | None = field(default=None, repr=False)  # the latest PNG while running
@@ -132,15 +133,12 @@ class JobQueue:
                               "pass --results DIR") from None
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise OutputError(f"{self.root}: the results folder is not writable; pass --results DIR")
-        self.device = device
-        self.preview_every = max(1, int(preview_every))
-        self._run_fn = run
+        self.device, self.preview_every, self._run_fn = device, max(1, int(preview_every)), run
         self._lock = threading.Condition()
         self._jobs: dict[str, Job] = {}
         self._queue: collections.deque[Job] = collections.deque()
         self._running: Job | None = None
-        self._paused = False
-        self._closing = False
+        self._paused = self._closing = False
         self._thread: threading.Thread | None = None
         self.version = 0  # bumped on every change; event streams wait for it to move
         self.streams_ended = False  # set when the server is stopping: event streams close
@@ -181,7 +179,7 @@ class JobQueue:
 
     # -- requests -------------------------------------------------------------------------------------------------
     def submit(self, content: LoadedImage, styles: list[LoadedImage], config: StyleConfig,
-               masks: dict[str, Any] | None = None) -> Job:
+               masks: dict[str, Any] | None = None, estimate_s: float | None = None) -> Job:
         """Store the (already decoded and checked) inputs under a new id and queue the job. ``masks``:
         {"masks": [one per style], "keep_mask": ...} as images (maskfiles), stored with the inputs."""
         job_id = new_id()
@@ -196,7 +194,8 @@ class JobQueue:
             log.error("cannot store a new job in %s: %s", folder, e)
             reason = e.reason if isinstance(e, WriteError) else os_reason(e)
             raise WriteError(f"the server cannot store the job: {reason}", reason=reason) from None
-        job = Job(job_id, folder, config, {"content": content.name, "styles": [s.name for s in styles], **labels})
+        job = Job(job_id, folder, config, {"content": content.name, "styles": [s.name for s in styles], **labels},
+                  estimate_s=estimate_s)
         with self._lock:
             self._jobs[job.id] = job
             self._queue.append(job)
@@ -258,6 +257,7 @@ class JobQueue:
                 "step": job.step, "total_steps": job.total_steps, "size": list(job.size) if job.size else None,
                 "scale": job.scale, "scales": job.scales,
                 "eta_s": round(job.eta_s, 1) if job.eta_s is not None and job.status == "running" else None,
+                "estimate_s": round(job.estimate_s, 1) if job.estimate_s is not None else None,
                 "losses": dict(job.losses), "created": job.created, "started": job.started,
                 "finished": job.finished, "elapsed": job.elapsed(), "config": job.config.to_dict(),
                 "inputs": job.inputs, "has_image": job.has_result or job.preview is not None,

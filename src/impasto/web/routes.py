@@ -19,7 +19,7 @@ from typing import Annotated, Any, get_args
 from PIL import Image
 
 from .. import __version__
-from ..api import FINAL, LOSS_DESCRIPTIONS, STATUSES
+from ..api import FINAL, LOSS_DESCRIPTIONS, STATUSES, estimate_run
 from ..config import PRESETS, PreserveColor, StyleConfig, field_docs
 from ..errors import OutputError, WriteError
 from ..io.images import load_image, read_header, resize_exact
@@ -139,13 +139,15 @@ async def submit(
                                                               "style image in their order (white: that style)")] = None,
     keep_mask: Annotated[UploadFile | None, File(description="Optional: where to keep the photo (white)")] = None,
 ) -> JSONResponse:
-    """Returns the job's id (random, unguessable), its queue position and its URLs (201)."""
+    """Returns the job's id (random, unguessable), its queue position, its URLs and ``estimate_s``, the seconds it
+    is expected to take on this server (its calibration, measured once: the first job waits a few seconds) (201)."""
     if len(style) > limits.max_styles:
         raise HTTPException(422, f"{len(style)} style images: give at most {limits.max_styles}")
     cfg = parse_config(config, style_blend, len(style), queue.device, limits)
     masks = await read_masks(mask, keep_mask, len(style), limits)
     try:  # within the decode budget (a share per request, or 503); decoding and PNG encoding off the event loop
-        job = await decoded(budget, content, style, limits, cfg, lambda c, s: queue.submit(c, s, cfg, masks))
+        job = await decoded(budget, content, style, limits, cfg, lambda c, s: queue.submit(
+            c, s, cfg, masks, estimate_run(c, s, cfg.replace(device=queue.device))[0].seconds))
     except WriteError as e:  # the server's disk is full: Insufficient Storage, in one line without its paths
         raise HTTPException(507, str(e)) from None
     return JSONResponse(describe(queue, job), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})

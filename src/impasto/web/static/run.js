@@ -79,6 +79,9 @@ function showJob(j) {
   state.job = { ...state.job, ...j };
   showStatus(j);
   if (j.step) showProgress(j.step, j.total_steps, { ...(j.history || []).slice(-1)[0], ...j, ...j.losses });
+  else if (typeof j.estimate_s === "number" && !FINAL.includes(j.status)) {
+    $("#progress-text").textContent = `expected: about ${duration(j.estimate_s)} on this server`;  // before step 1
+  }
   if (j.has_image) showImage(`${j.urls.image}?v=${j.status}-${j.preview_step}`);
   const done = FINAL.includes(j.status);
   $("#cancel").disabled = done;
