@@ -29,7 +29,7 @@ SETUP = ("python3 -m venv", ". .venv/bin/activate", "pip install", "python -m py
 sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 from impasto_docs import GENERATED  # noqa: E402  (the reference pages the build writes: nothing to run there)
 
-CAP = {"size": 32, "steps": 1, "tile_size": 64, "later_steps": 1, "frames": 2, "meter": 32}
+CAP = {"size": 32, "steps": 1, "tile_size": 64, "later_steps": 1, "frames": 8, "meter": 32}
 
 
 def pages() -> list[Path]:

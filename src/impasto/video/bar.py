@@ -77,9 +77,13 @@ class ClipProgress:
 
     def note(self, step: Step | None = None, add: int = 0) -> None:
         """A step or a frame beyond the clip's plan (a loop's seam pass): said, without a time left."""
-        if self.bar is not None:
-            desc = self.label(step.frame or 0) + (f" · step {step.step}/{step.total_steps}" if step else "")
-            show(self.bar, desc=desc, add=add, **({"losses": step.losses} if step else {}))
+        if self.bar is None:
+            return
+        if step is None:
+            show(self.bar, add=add)
+        else:
+            show(self.bar, desc=f"{self.label(step.frame or 0)} · step {step.step}/{step.total_steps}", add=add,
+                 losses=step.losses)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -167,7 +167,8 @@ class VideoRun:
     # -- state kept for a resumed run ---------------------------------------------------------------------------
     def needed(self, t: int) -> set[int]:
         """The frames whose outputs are still needed once frame t is done."""
-        return {t + 1 - j for j in self.vs.long_term if t + 1 - j >= 0} | set(range(len(self.seam_frames) + 1)) \
+        # every frame a later one reaches back to (with long_term 1,2,4 frame t+2 needs t-2 too, not only t+1-j)
+        return set(range(max(0, t + 1 - max(self.vs.long_term)), t + 1)) | set(range(len(self.seam_frames) + 1)) \
             | ({self.n - 1} if self.seam_frames and t == self.n - 1 else set())
 
     def resume_from(self, done: int) -> None:
