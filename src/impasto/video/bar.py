@@ -74,6 +74,7 @@ class ClipProgress:
     def frame_done(self, t: int, losses: dict[str, float]) -> None:
         if self.bar is not None:
             show(self.bar, n=t + 1, desc=self.label(min(t + 1, self.frames - 1)), losses=losses)
+            self.bar.refresh()  # once a frame, whatever tqdm's interval: the next frame (a cut, a shot) is said
 
     def note(self, step: Step | None = None, add: int = 0) -> None:
         """A step or a frame beyond the clip's plan (a loop's seam pass): said, without a time left."""
