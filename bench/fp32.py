@@ -4,7 +4,7 @@ Variants (each a full default run's steps through core.optimize, fp32, the bundl
 
 - ``today``: the network as it was before this change: NCHW weights (``VGG19(channels_last=False)``), so oneDNN
   reorders every convolution's input and output;
-- ``channels_last``: the default now on CPUs (core/vgg.py): the weights channels-last, the activations follow, and
+- ``channels_last``: the option in core/vgg.py (not the default: measured slower idle): the weights channels-last, the activations follow, and
   the Gram matrices read them without a copy (core/losses.moments);
 - ``threads=N`` (``--threads N``): the default network at N threads (torch.set_num_threads), to see whether fewer
   threads than cores help on a loaded machine.

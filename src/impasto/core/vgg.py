@@ -29,7 +29,7 @@ class VGG19(nn.Module):
     """
 
     def __init__(self, preprocess: nn.Module, pooling: str = "max", padding: str = "zeros",
-                 channels_last: bool = True) -> None:
+                 channels_last: bool = False) -> None:
         super().__init__()
         if pooling not in ("max", "avg"):
             raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
@@ -56,9 +56,9 @@ class VGG19(nn.Module):
             modules.append(nn.MaxPool2d(2, 2) if pooling == "max" else _ScaledAvgPool())
         self.features = nn.Sequential(*modules)
         if channels_last:
-            # Departure from the usual NCHW: the convolutions' weights are stored channels-last, so oneDNN runs every
-            # convolution (and its backward) in that layout and the activations come out in it. On a CPU without
-            # bf16 units a step took 0.78x the time (bench/fp32.py, under load; the input's layout alone: 0.97x).
+            # Optional (off in weights.load_vgg): the convolutions' weights stored channels-last, so oneDNN runs every
+            # convolution in that layout. Under load it measured 0.78x a step; on an idle fp32 CPU 1.22x (slower),
+            # with pictures up to 185/255 apart after 80 steps (bench/fp32.py): not the default.
             # Loading a state dict copies into these tensors and keeps the layout.
             self.features.to(memory_format=torch.channels_last)
         self.checkpoint = False  # recompute each block's activations during backward (less memory, one more forward)
