@@ -44,6 +44,22 @@ def _pad(b: bytes) -> bytes:
     return b + b"\0" * (-len(b) % 4)
 
 
+def _assemble(tags: list[tuple[bytes, bytes]], classes: bytes) -> bytes:
+    """An ICC v2.1 profile: the 128-byte header (``classes``: device class, colour space, PCS), the tag table, the
+    tags' data."""
+    table_end = 128 + 4 + 12 * len(tags)
+    body, entries = b"", b""
+    for sig, data in tags:
+        entries += sig + struct.pack(">II", table_end + len(body), len(data))
+        body += _pad(data)
+    size = table_end + len(body)
+    header = (struct.pack(">I", size) + b"\0" * 4 + struct.pack(">I", 0x02100000) + classes
+              + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
+              + b"".join(_s15(v) for v in D50) + b"\0" * 4 + b"\0" * 44)
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + entries + body
+
+
 def _desc(text: str) -> bytes:
     ascii_ = text.encode("ascii") + b"\0"
     return b"desc\0\0\0\0" + struct.pack(">I", len(ascii_)) + ascii_ + b"\0" * 8 + b"\0\0\0" + b"\0" * 67
@@ -64,17 +80,7 @@ def rgb_profile(name: str, primaries: tuple, curve: tuple[float, ...] | float) -
         tags.append((sig, b"XYZ \0\0\0\0" + b"".join(_s15(v) for v in m[:, i])))
     for sig in (b"rTRC", b"gTRC", b"bTRC"):
         tags.append((sig, _curve(curve)))
-    table_end = 128 + 4 + 12 * len(tags)
-    body, entries = b"", b""
-    for sig, data in tags:
-        entries += sig + struct.pack(">II", table_end + len(body), len(data))
-        body += _pad(data)
-    size = table_end + len(body)
-    header = (struct.pack(">I", size) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
-              + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
-              + b"".join(_s15(v) for v in D50) + b"\0" * 4 + b"\0" * 44)
-    assert len(header) == 128
-    return header + struct.pack(">I", len(tags)) + entries + body
+    return _assemble(tags, b"mntrRGB XYZ ")
 
 
 def decode(v: np.ndarray, curve: tuple[float, ...] | float) -> np.ndarray:
@@ -123,13 +129,4 @@ def cmyk_profile(name: str, corners: dict[tuple[int, int, int, int], tuple[int, 
            + struct.pack(f">{len(grid)}H", *np.clip(grid, 0, 65535)) + struct.pack(">6H", *[0, 65535] * 3))
     tags = [(b"desc", _desc(name)), (b"wtpt", b"XYZ \0\0\0\0" + b"".join(_s15(v) for v in D50)),
             (b"cprt", b"text\0\0\0\0" + b"no copyright\0"), (b"A2B0", lut)]
-    table_end = 128 + 4 + 12 * len(tags)
-    body, entries = b"", b""
-    for sig, data in tags:
-        entries += sig + struct.pack(">II", table_end + len(body), len(data))
-        body += _pad(data)
-    size = table_end + len(body)
-    header = (struct.pack(">I", size) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"prtrCMYKLab "
-              + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
-              + b"".join(_s15(v) for v in D50) + b"\0" * 4 + b"\0" * 44)
-    return header + struct.pack(">I", len(tags)) + entries + body
+    return _assemble(tags, b"prtrCMYKLab ")

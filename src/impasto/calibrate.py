@@ -60,27 +60,25 @@ def cache_file() -> Path:
     return cache_dir() / "calibration.json"
 
 
-def cpu_name() -> str:
+def _cpuinfo(key: str) -> str | None:
+    """The value of the first ``key`` line of /proc/cpuinfo (Linux), or None."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.startswith(key):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+    return None
+
+
+def cpu_name() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine() or "unknown CPU"
 
 
 def cpu_flags() -> str:
     """The CPU's feature flags (Linux), which decide the kernels torch picks (AVX2, AVX512, AMX)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
+    return _cpuinfo("flags") or ""
 
 
 def machine(device: torch.device, precision: str) -> dict[str, str]:
