@@ -23,6 +23,10 @@ padding) and against the reference. Pictures go to bench/out/borders/ for lookin
     export IMPASTO_GALLERY_INPUTS=/work/gallery_inputs  # where bench/pairs.py finds the gallery's inputs
     python bench/borders.py                             # 7 pairs × 4 modes × whole/tiles at 512 px (hours on CPU)
     python bench/borders.py --size 128 --steps 2 --pairs 1 --modes zeros reflect   # a smoke run
+    python bench/borders.py --size 256 --tile 0 --modes zeros --variant ema:ema=0.99 --variant tv:tv_weight=1e-4
+
+``--variant NAME:KEY=VALUE,KEY=VALUE`` adds a run with StyleConfig overrides (padding zeros unless it says), measured
+and reported beside the modes, to look for the cause of the flat areas' speckle (Adam's steps, TV, the EMA).
 """
 
 from __future__ import annotations
@@ -137,13 +141,29 @@ def pair_files(pair: str) -> tuple[Path, Path] | None:
     return (paths[0], paths[1]) if all(paths) else None
 
 
+def variant(text: str) -> tuple[str, dict[str, str]]:
+    """``NAME:KEY=VALUE,KEY=VALUE`` → (NAME, overrides); the values are parsed by StyleConfig as the CLI's are."""
+    name, _, rest = text.partition(":")
+    pairs = [kv.split("=", 1) for kv in rest.split(",") if kv]
+    if not name or not pairs or any(len(kv) != 2 for kv in pairs):
+        raise argparse.ArgumentTypeError(f"{text!r}: give NAME:KEY=VALUE[,KEY=VALUE], e.g. ema:ema=0.99")
+    return name, {k: v for k, v in pairs}
+
+
+def overrides(mode: str, args: argparse.Namespace) -> dict[str, object]:
+    """StyleConfig fields for a mode: a padding mode, or a --variant's overrides (on zeros padding; StyleConfig
+    coerces the strings as it does the CLI's)."""
+    extra = dict(args.variant).get(mode)
+    return {"padding": mode} if extra is None else {"padding": "zeros", **extra}
+
+
 def paint(pair: str, files: tuple[Path, Path], mode: str, tile: int, args: argparse.Namespace, folder: Path) -> Path:
     import impasto
 
     out = folder / f"{pair}.{mode}{'.tiles' if tile else ''}.png"
     if out.exists() and not args.force:
         return out
-    cfg = impasto.StyleConfig(size=args.size, padding=mode, tile_size=tile,
+    cfg = impasto.StyleConfig(size=args.size, tile_size=tile, **overrides(mode, args),
                               **({"steps": args.steps} if args.steps else {}),
                               **({"start_size": min(128, args.size // 2)} if args.size < 256 else {}))
     impasto.stylize(str(files[0]), str(files[1]), cfg, output=out, progress=False)
@@ -191,6 +211,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, help="steps per scale [default: impasto's]")
     ap.add_argument("--tile", type=int, help="tile size for the tiled runs [default: size / 2, on the 16 px grid]; "
                     "0: no tiled runs")
+    ap.add_argument("--variant", type=variant, action="append", default=[], metavar="NAME:KEY=VALUE,…",
+                    help="also run StyleConfig overrides under NAME (zeros padding unless given), e.g. ema:ema=0.99")
     ap.add_argument("--force", action="store_true", help="paint again pictures already in bench/out/borders")
     args = ap.parse_args()
     names = DEFAULT_PAIRS if not args.pairs else (DEFAULT_PAIRS[: int(args.pairs[0])] if args.pairs[0].isdigit()
@@ -219,7 +241,7 @@ def main() -> None:
             print(f"borders.py: {pair}: inputs not found (bench/pairs.py says where they come from); skipped",
                   file=sys.stderr)
             continue
-        for mode in args.modes:
+        for mode in [*args.modes, *(name for name, _ in args.variant)]:
             made = []
             for t in ([0, tile] if tile else [0]):
                 out = paint(pair, files, mode, t, args, folder)
@@ -230,7 +252,7 @@ def main() -> None:
                 diff = np.abs(made[0] - made[1])
                 print(f"  {pair} {mode}: tiled against whole, max {diff.max()} grey levels, "
                       f"{(diff > 0).mean():.2%} of values differ", file=sys.stderr)
-    groups = report(rows, args.modes, args.size)
+    groups = report(rows, [*args.modes, *(name for name, _ in args.variant)], args.size)
     path = write_json(folder / "borders.json", {"rows": rows, "means": groups, "args": vars(args),
                                                 "machine": machine(), "mm_gflops": mm_gflops(),
                                                 "provenance": provenance()})

@@ -107,3 +107,20 @@ def test_the_build_writes_the_generated_pages(tmp_path: Path) -> None:
     assert {p.relative_to(tmp_path).as_posix() for p in written} == GENERATED
     assert "POST" in (tmp_path / "reference" / "http-routes.md").read_text()  # the app's routes, from its schema
     assert write_generated(tmp_path) == []  # unchanged pages are not rewritten
+
+
+GALLERY = sorted((ROOT / "docs" / "examples").glob("plot_*.py"))
+
+
+@pytest.mark.parametrize("script", GALLERY, ids=[p.name for p in GALLERY])
+def test_no_gallery_code_cell_is_empty_once_its_config_comments_are_removed(script: Path) -> None:
+    """sphinx-gallery drops ``# sphinx_gallery_*`` comments from the page: a cell holding nothing else becomes an
+    empty grey code box (plot_01 had one under its intro)."""
+    pytest.importorskip("sphinx_gallery")
+    from sphinx_gallery.py_source_parser import split_code_and_text_blocks
+
+    _, cells = split_code_and_text_blocks(str(script))[:2]
+    for kind, text, line in cells:
+        if kind == "code":
+            kept = [s for s in text.splitlines() if s.strip() and not s.strip().startswith("# sphinx_gallery_")]
+            assert kept, f"{script.name}:{line}: a code cell with nothing but config comments renders as an empty box"

@@ -10,10 +10,9 @@ classic recipes were made for 1000, which is the point of the comparison; then t
 smaller size, to show where they are heading.
 """
 
-# sphinx_gallery_thumbnail_number = 2
-
 # %%
 # The sample scene and its style, as ``impasto demo`` paints them.
+# sphinx_gallery_thumbnail_number = 2
 from PIL import Image, ImageDraw
 
 import impasto

@@ -7,9 +7,8 @@ photo is composited back through the feathered mask at the end (Gatys et al. 201
 PIL images here; files work the same (``masks=["sky.png", "land.png"]``, ``--masks sky.png land.png``).
 """
 
-# sphinx_gallery_thumbnail_number = 2
-
 # %%
+# sphinx_gallery_thumbnail_number = 2
 from PIL import Image, ImageDraw
 
 import impasto

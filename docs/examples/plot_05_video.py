@@ -8,10 +8,9 @@ sample scene panned across, eight frames as a folder of PNGs; the result is an a
 and a folder of frames work the same). Needs the ``video`` extra.
 """
 
-# sphinx_gallery_thumbnail_number = 2
-
 # %%
 # A clip: a window sliding across the sample scene, written as numbered frames.
+# sphinx_gallery_thumbnail_number = 2
 from pathlib import Path
 
 from PIL import Image, ImageSequence
