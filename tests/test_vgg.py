@@ -282,3 +282,23 @@ def test_hub_cache_is_respected(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
     state, pre = W.load_state_dict("torchvision")
     assert pre == "torchvision" and "features.34.bias" in state
+
+
+@pytest.mark.parametrize("padding", ["zeros", "reflect", "replicate-first"])
+def test_load_vgg_skips_the_random_init_and_every_weight_is_the_files(padding):
+    """load_vgg builds its convolutions without PyTorch's random init (0.36 s of start-up): every weight and bias
+    of the network must then be the state dict's, bit for bit (none left as torch.empty's memory)."""
+    state, _ = W.load_state_dict("bundled")
+    model = W.load_vgg("bundled", "max", "cpu", padding)
+    params = dict(model.features.named_parameters())
+    assert len(params) == 32
+    for name, p in params.items():
+        assert torch.equal(p, state[f"features.{name}"]), name
+
+
+def test_a_state_dict_without_a_convolution_is_refused_not_left_uninitialised(tmp_path):
+    state, _ = W.load_state_dict("bundled")
+    del state["features.28.weight"]  # conv5_1
+    torch.save(state, tmp_path / "short.pth")
+    with pytest.raises(W.WeightsError, match="no 'features.28.weight'"):
+        W.load_vgg(str(tmp_path / "short.pth"))

@@ -190,7 +190,8 @@ def load_vgg(source: str = "bundled", pooling: str = "max", device: str = "cpu",
     state, preprocess = load_state_dict(source)
     # NCHW everywhere: channels-last measured 1.22x *slower* a step on an idle fp32 CPU, and its pictures differed
     # by up to 185/255 after 80 steps (bench/fp32.py, bench/README.md "fp32 CPUs"); the option stays in core/vgg.py
-    model = VGG19(make_preprocess(preprocess), pooling=pooling, padding=padding, channels_last=False)
+    model = VGG19(make_preprocess(preprocess), pooling=pooling, padding=padding, channels_last=False,
+                  init_weights=False)
     model.load_state_dict(state, strict=False)  # preprocess buffers are not persistent; pools have no weights
     missing = [k for k in model.state_dict() if k.startswith("features.") and k not in state]
     if missing:

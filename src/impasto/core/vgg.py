@@ -29,7 +29,9 @@ class VGG19(nn.Module):
     """
 
     def __init__(self, preprocess: nn.Module, pooling: str = "max", padding: str = "zeros",
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, init_weights: bool = True) -> None:
+        """``init_weights=False`` leaves the convolutions' weights uninitialised, for a caller that loads a state
+        dict next (weights.load_vgg): PyTorch's random init of 20 M weights took 0.36 s of every run's start-up."""
         super().__init__()
         if pooling not in ("max", "avg"):
             raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
@@ -47,7 +49,8 @@ class VGG19(nn.Module):
                 # the edges; reflect or replicate continue the picture. "replicate-first" is crowsonkb/style-transfer-pytorch's: the
                 # first convolution replicates (the border pixels' colour, not black), the deeper ones keep zeros.
                 mode = padding if padding != "replicate-first" else ("replicate" if not modules else "zeros")
-                conv = nn.Conv2d(in_ch, ch, kernel_size=3, padding=1) if mode == "zeros" else _EdgeConv(in_ch, ch, mode)
+                conv = ((nn.Conv2d if init_weights else _BareConv)(in_ch, ch, kernel_size=3, padding=1) if mode == "zeros"
+                        else (_EdgeConv if init_weights else _BareEdgeConv)(in_ch, ch, mode))
                 modules += [conv, nn.ReLU(inplace=False)]
                 in_ch = ch
             # Departure (Gatys et al. use average pooling): max is the default because the networks were trained
@@ -138,6 +141,21 @@ class _EdgeConv(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) → (B, C', H, W)
         mode = self.mode if min(x.shape[-2:]) > 1 else "replicate"
         return super().forward(nn.functional.pad(x, (1, 1, 1, 1), mode=mode))
+
+
+class _Bare:
+    """A convolution that skips PyTorch's random init (its weights, torch.empty's, are loaded next)."""
+
+    def reset_parameters(self) -> None:
+        pass
+
+
+class _BareConv(_Bare, nn.Conv2d):
+    pass
+
+
+class _BareEdgeConv(_Bare, _EdgeConv):
+    pass
 
 
 class _ScaledAvgPool(nn.Module):
