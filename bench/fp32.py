@@ -6,7 +6,7 @@ Variants (each a full default run's steps through core.optimize, fp32, the bundl
   reorders every convolution's input and output;
 - ``channels_last``: the option in core/vgg.py (not the default: measured slower idle): the weights channels-last, the activations follow, and
   the Gram matrices read them without a copy (core/losses.moments);
-- ``threads=N`` (``--threads N``): the default network at N threads (torch.set_num_threads), to see whether fewer
+- ``threads=N`` (``--threads N``): the default (NCHW) network at N threads (torch.set_num_threads), to see whether fewer
   threads than cores help on a loaded machine.
 
 Runs alternate A, B, A, B … (``--repeats`` rounds); each run's seconds a step is the median of its steps after the
@@ -69,7 +69,7 @@ def main() -> None:
     today, now = network(False), network(True)
     variants: dict[str, tuple[VGG19, int]] = {"today": (today, cores), "channels_last": (now, cores)}
     for n in args.threads:
-        variants[f"threads={n}"] = (now, n)
+        variants[f"threads={n}"] = (today, n)  # the default network (NCHW) at n threads
     info = machine()
     print(f"{info.get('cpu', '?')} · {cores} threads · fp32 · mm {mm_gflops()['median']:.0f} GFLOP/s · "
           f"{args.size} px from {cfg.start_size or args.size} px, {args.steps} steps a scale")
