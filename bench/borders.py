@@ -193,7 +193,8 @@ def report(rows: list[dict], modes: list[str], size: int) -> dict[str, dict[str,
     for base in ("zeros", "jcjohnson"):
         if base not in groups:
             continue
-        print(f"\nratios against {base} (the same run's figures; < 1 is cleaner)")
+        print(f"\nratios against {base} (the same run's figures; edge_step, style and speckle: < 1 is cleaner; noise_b "
+              "is itself a ratio, frame ÷ interior, whose ideal is 1: here below 1 means a flatter frame)")
         print(f"{'':<24}" + "".join(f"{k:>11}" for k in ratio_keys))
         for g, vals in groups.items():
             if g != base:

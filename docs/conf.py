@@ -51,6 +51,7 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "abort_on_example_error": True,
     "remove_config_comments": True,
+    "reset_modules": (),  # no example draws with matplotlib: its default reset would make the docs extra need it
     "within_subsection_order": "FileNameSortKey",
     "min_reported_time": 1e9,  # the run times depend on the machine that built the page: not shown
     "show_memory": False,
