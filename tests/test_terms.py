@@ -40,7 +40,8 @@ def test_a_new_term_is_one_class_in_the_list(monkeypatch, content_img, style_img
     last = result.history[-1]
     assert "brightness" in last
     # It is weighted into the total like every other term: total = Σ weight · term.
-    expected = cfg.content_weight * last["content"] + cfg.style_weight * last["style"] + 2.0 * last["brightness"]
+    expected = (cfg.content_weight * last["content"] + cfg.style_weight * last["style"] + cfg.tv_weight * last["tv"]
+                + 2.0 * last["brightness"])
     assert abs(last["total"] - expected) <= 1e-5 * last["total"]
     with open(out.with_suffix(".losses.csv")) as f:
         rows = list(csv.DictReader(f))

@@ -73,8 +73,9 @@ class StyleConfig:
     """Weight of the content loss."""
     style_weight: float = 20.0
     """Weight of the style loss (relative to content_weight; see loss_norm)."""
-    tv_weight: float = 0.0
-    """Total-variation weight; smooths the result."""
+    tv_weight: float = 10.0
+    """Total-variation weight: smooths the result's finest detail. 10 calms the colour speckle of flat areas (sky,
+    water) by about a quarter with the brush strokes kept (bench/borders.py); 0: none, as the classic recipes."""
     temporal_weight: float = 100.0
     """Video (``impasto video``): weight of the temporal loss, the masked mean squared difference (pixels in [0, 1])
     to the earlier frames' outputs warped onto this frame by optical flow (Ruder et al.); 0: each frame on its own.
@@ -102,11 +103,11 @@ class StyleConfig:
     """``bundled`` (original VGG19, offline), ``torchvision`` (torch.hub) or a path to a state dict."""
     pooling: Pooling = "max"
     """``max`` (how VGG was trained) or ``avg`` (the paper's choice; smoother results)."""
-    padding: Padding = "zeros"
-    """What VGG's 3×3 convolutions see past the image's edge: ``zeros`` (how VGG was trained), ``reflect``,
-    ``replicate``, or ``replicate-first`` (replicate at the first convolution only, zeros after, as
-    crowsonkb/style-transfer-pytorch does). Tiles pad only the image's outer edge: their inner edges see real
-    neighbours."""
+    padding: Padding = "replicate-first"
+    """What VGG's 3×3 convolutions see past the image's edge: ``replicate-first`` (replicate at the first convolution
+    only, zeros after, as crowsonkb/style-transfer-pytorch does: no frame of paint along the edges, bench/borders.py),
+    ``zeros`` (how VGG was trained; the study presets'), ``reflect`` or ``replicate``. Tiles pad only the image's
+    outer edge: their inner edges see real neighbours."""
     loss_norm: LossNorm = "relative"
     """How losses are normalised (the docs' Loss conventions): ``relative`` (impasto), ``classic`` (the PyTorch exercise),
     ``jcjohnson`` (neural-style)."""
