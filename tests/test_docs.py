@@ -114,13 +114,16 @@ GALLERY = sorted((ROOT / "docs" / "examples").glob("plot_*.py"))
 
 @pytest.mark.parametrize("script", GALLERY, ids=[p.name for p in GALLERY])
 def test_no_gallery_code_cell_is_empty_once_its_config_comments_are_removed(script: Path) -> None:
-    """sphinx-gallery drops ``# sphinx_gallery_*`` comments from the page: a cell holding nothing else becomes an
-    empty grey code box (plot_01 had one under its intro)."""
+    """sphinx-gallery drops ``# sphinx_gallery_*`` comments from the page's code: a cell holding nothing else becomes
+    an empty grey code box (plot_01 had one under its intro), and one right after ``# %%`` is read as the cell's
+    text and printed in the paragraph."""
     pytest.importorskip("sphinx_gallery")
     from sphinx_gallery.py_source_parser import split_code_and_text_blocks
 
     _, cells = split_code_and_text_blocks(str(script))[:2]
     for kind, text, line in cells:
+        # a config comment where sphinx-gallery reads text (right after "# %%") is printed in the paragraph
+        assert kind == "code" or "sphinx_gallery_" not in text, f"{script.name}:{line}: a config comment in text"
         if kind == "code":
             kept = [s for s in text.splitlines() if s.strip() and not s.strip().startswith("# sphinx_gallery_")]
             assert kept, f"{script.name}:{line}: a code cell with nothing but config comments renders as an empty box"

@@ -12,8 +12,8 @@ smaller size, to show where they are heading.
 
 # %%
 # The sample scene and its style, as ``impasto demo`` paints them.
-# sphinx_gallery_thumbnail_number = 2
 from PIL import Image, ImageDraw
+# sphinx_gallery_thumbnail_number = 2
 
 import impasto
 from impasto.samples import sample_content, sample_style

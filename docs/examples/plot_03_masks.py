@@ -8,8 +8,8 @@ PIL images here; files work the same (``masks=["sky.png", "land.png"]``, ``--mas
 """
 
 # %%
-# sphinx_gallery_thumbnail_number = 2
 from PIL import Image, ImageDraw
+# sphinx_gallery_thumbnail_number = 2
 
 import impasto
 from impasto.samples import sample_content, sample_style

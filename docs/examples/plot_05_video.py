@@ -10,8 +10,8 @@ and a folder of frames work the same). Needs the ``video`` extra.
 
 # %%
 # A clip: a window sliding across the sample scene, written as numbered frames.
-# sphinx_gallery_thumbnail_number = 2
 from pathlib import Path
+# sphinx_gallery_thumbnail_number = 2
 
 from PIL import Image, ImageSequence
 
