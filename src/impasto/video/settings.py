@@ -19,7 +19,8 @@ INITS = ("warped", "content")
 # steps reach the same style distance).
 LATER_STEPS = 50
 # Steps for each frame in the passes after the first (``passes``): each starts from its own result blended with its
-# neighbour's, already near what the pass moves it to (measured in bench/drift.py).
+# neighbour's, already near where the pass moves it, so fewer than a later frame's 50. Not yet measured: bench/drift.py
+# --pass-steps compares values (bench/README.md).
 PASS_STEPS = 20
 
 
