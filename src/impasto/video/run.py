@@ -14,6 +14,17 @@ each from its own result and moments, against both neighbours (the last frame be
 pair like the others (a departure: Ruder et al. do not loop clips; the blended first image is their multi-pass
 initialisation, section 3.4).
 
+``passes`` (Ruder, Dosovitskiy & Brox 2018, section 3.4): after the first pass, alternately a backward and a forward
+pass over each shot. Frame t starts from (x_t + c·w(x_n)) / (1 + c), its last result x_t blended with its
+neighbour n's (t + 1 backward, t − 1 forward) result of this pass warped onto it, c the flow's certainty (n → t)
+(their δ = 1 for the neighbour in the pass's direction, 0 for the other, as their code's defaults), runs
+``pass_steps`` with the temporal term against that neighbour alone, Adam's moments carried from that neighbour's
+last run. Each shot's first frame in a pass's direction has no neighbour to blend with: it is kept (Ruder et al.
+rerun it without a temporal term, which only moves it toward its own frame-by-frame result).
+
+``later_tol``: a later frame stops once its loss improved by less than this fraction over 20 steps (the config's
+``tol``, on the later frames alone).
+
 ``style_keyframes``: each frame's ``style_blend`` is its keyframes' linear blend (video/keyframes.py).
 
 Each written frame's engine image and Adam moments go to the store (``.state/``) for the frames that are still
@@ -58,13 +69,14 @@ class VideoRun:
         self.n = len(clip.frames)
         self.cuts, self.starts = cuts, shot_starts(cuts)
         self.warm = vs.frame_init == "warped"
-        self.later = cfg.replace(start_size=None, steps=vs.later_steps, first_steps=None, scale_steps=None) \
-            if self.warm else cfg
+        self.later = cfg.replace(start_size=None, steps=vs.later_steps, first_steps=None, scale_steps=None,
+                                 tol=cfg.tol if vs.later_tol is None else vs.later_tol) if self.warm else cfg
         # the first shot's first frames (a cut among them ends the seam there)
         self.seam_frames = [t for t in range(min(SEAM, self.n - 1)) if not any(0 < c <= t for c in cuts)] \
             if vs.loop else []
         self.outputs: dict[int, torch.Tensor] = {}  # frame → the engine's output, for the frames still needed
         self.moments: dict | None = None  # the previous frame's Adam moments
+        self.prev = -1  # the frame run last (whose moments those are)
         self.bar: Any = None
         self.phase = ""
 
@@ -167,9 +179,64 @@ class VideoRun:
     # -- state kept for a resumed run ---------------------------------------------------------------------------
     def needed(self, t: int) -> set[int]:
         """The frames whose outputs are still needed once frame t is done."""
+        if self.vs.passes > 1:  # the passes after the first start every frame from its last result
+            return set(range(t + 1))
         # every frame a later one reaches back to (with long_term 1,2,4 frame t+2 needs t-2 too, not only t+1-j)
         return set(range(max(0, t + 1 - max(self.vs.long_term)), t + 1)) | set(range(len(self.seam_frames) + 1)) \
             | ({self.n - 1} if self.seam_frames and t == self.n - 1 else set())
+
+    # -- passes after the first ------------------------------------------------------------------------------------
+    def order(self, p: int) -> list[int]:
+        """Pass p's (2, 3, …) frames in the order it runs them: backward on even passes, forward on odd ones, each
+        shot's first frame in the pass's direction left out (it has no neighbour to be blended with)."""
+        if p % 2 == 0:
+            return [t for t in range(self.n - 2, -1, -1) if t + 1 not in self.starts]
+        return [t for t in range(1, self.n) if t not in self.starts]
+
+    def passes(self, first: int, index: int) -> tuple[str, str]:
+        """Passes ``first`` … ``passes``, pass ``first`` from its ``index``-th frame; each frame is written (and its
+        state saved) as it finishes, the manifest saying where the passes are."""
+        cfg = self.cfg.replace(start_size=None, steps=self.vs.pass_steps, first_steps=None, scale_steps=None,
+                               tol=self.later.tol)
+        for p in range(first, self.vs.passes + 1):
+            way = "backward" if p % 2 == 0 else "forward"
+            self.phase = f" · pass {p}/{self.vs.passes} ({way})"
+            order = self.order(p)
+            for k in range(index if p == first else 0, len(order)):
+                t = order[k]
+                nb = t + 1 if p % 2 == 0 else t - 1
+                if nb != self.prev:  # a shot's first frame in this pass: the moments of its anchor, not the shot's
+                    saved = self.store.load_state(nb)  # before (nothing reaches across a cut)
+                    self.moments = saved.get("moments") if saved is not None else None
+                warped, c = self.pair(t, nb)
+                init = self.blend(self.outputs[t], [(warped, c / (1 + c))])  # (x_t + c·w(x_n)) / (1 + c)
+                picture = Image.fromarray(self.clip.frames[t])
+                out = self.runner.run(picture, self.config_at(cfg, t), init=init, moments=self.moments,
+                                      temporal=[(warped, c)] if self.cfg.temporal_weight > 0 else (), index=t,
+                                      callback=self.on_step, stop=self.stop, masks=self.masks_at(t))
+                if out.status == "cancelled":
+                    return "cancelled", f"{out.message}; all frames are written, pass {p} of {self.vs.passes} " \
+                        f"stopped at frame {t}"
+                self.outputs[t], self.moments, self.prev = out.image, out.moments, t
+                self.store.save_state(t, {"image": out.image.cpu(), "moments": out.moments})
+                old = next((r for r in self.store.manifest["frames"] if r.get("frame") == t), {})
+                rec = {**old, "pass_steps": [*old.get("pass_steps", []), len(out.history)],
+                       "losses": self.record(t, out)["losses"]}
+                self.store.manifest["passes"] = {"pass": p, "next": k + 1}
+                self.store.save(t, out.picture, {**self.recipe(), "frame": t, "frame_record": rec}, rec)
+                if self.bar is not None:
+                    self.bar.note(add=1)
+        self.store.manifest["passes"] = "done"
+        self.store.write_manifest()
+        return "done", ""
+
+    def passes_left(self) -> tuple[int, int, int]:
+        """(the pass to continue, its frame to continue at, frames left in the passes), from the manifest."""
+        where = self.store.manifest.get("passes")
+        if self.vs.passes == 1 or where == "done":
+            return self.vs.passes + 1, 0, 0
+        p, k = (where["pass"], where["next"]) if isinstance(where, dict) else (2, 0)
+        return p, k, sum(len(self.order(q)) for q in range(p, self.vs.passes + 1)) - k
 
     def resume_from(self, done: int) -> None:
         for s in sorted(self.needed(done - 1)) if done else []:
@@ -177,8 +244,13 @@ class VideoRun:
                 saved = self.store.load_state(s)
                 self.outputs[s] = saved["image"].to(self.runner.device) if saved is not None else \
                     self.runner.engine_image(self.store.load(s))
-        saved = self.store.load_state(done - 1) if done else None
+        p, k, _ = self.passes_left()
+        last = done - 1  # the frame whose moments the next one carries: the last one run
+        if p <= self.vs.passes and (k or p > 2):
+            last = self.order(p)[k - 1] if k else self.order(p - 1)[-1]
+        saved = self.store.load_state(last) if done else None
         self.moments = saved.get("moments") if saved is not None else None
+        self.prev = last
 
     def record(self, t: int, out: Any) -> dict[str, Any]:
         last = {k: v for k, v in (out.history[-1] if out.history else {}).items() if k not in ("step", "scale", "time")}
@@ -195,13 +267,14 @@ class VideoRun:
         n = self.n
         self.resume_from(done)
         seam_todo = bool(self.seam_frames) and self.store.manifest.get("seam") != "done"
+        first_pass, index, pass_frames = self.passes_left()
         seconds, plan, calibrated = self.estimate(done)
         if self.progress:  # the first line: what it will take here
             announce(f"impasto: {n - done} frames at {self.runner.size[1]}x{self.runner.size[0]}: "
                      + (f"{duration(seconds)} here" if calibrated else "not timed (impasto doctor measures this "
                                                                          "machine)"))
         self.bar = ClipProgress(n, done, plan, calibrated=calibrated, bar=self.progress, label=self.label,
-                                extra=len(self.seam_frames) if seam_todo else 0)
+                                extra=(len(self.seam_frames) if seam_todo else 0) + pass_frames)
         ran = 0
         try:
             for t in range(done, n):
@@ -213,13 +286,17 @@ class VideoRun:
                 self.store.save_state(t, {"image": out.image.cpu(), "moments": out.moments})
                 ran += 1
                 self.outputs[t] = out.image
-                self.moments = out.moments
+                self.moments, self.prev = out.moments, t
                 keep = self.needed(t)
                 self.outputs = {s: v for s, v in self.outputs.items() if s in keep}
                 self.store.drop_state(keep)
                 self.bar.frame_done(t, rec["losses"])
             if seam_todo:
                 status, message = self.seam()
+                if status != "done":
+                    return status, message, ran
+            if pass_frames:
+                status, message = self.passes(first_pass, index)
                 if status != "done":
                     return status, message, ran
         finally:

@@ -18,6 +18,10 @@ INITS = ("warped", "content")
 # warped (measured in bench/video.py: the warm start begins near a stylised image, so a quarter of a cold start's
 # steps reach the same style distance).
 LATER_STEPS = 50
+# Steps for each frame in the passes after the first (``passes``): each starts from its own result blended with its
+# neighbour's, already near where the pass moves it, so fewer than a later frame's 50. Not yet measured: bench/drift.py
+# --pass-steps compares values (bench/README.md).
+PASS_STEPS = 20
 
 
 @dataclass(frozen=True)
@@ -36,10 +40,20 @@ class VideoSettings:
     later_steps: int = LATER_STEPS
     """Steps for each frame after the first, at the final scale, warm-started (the first frame runs the full
     coarse-to-fine schedule)."""
+    later_tol: float | None = None
+    """Stop a later frame early, once its loss improves by less than this fraction over 20 steps (the warm start
+    is often near converged already); None: the config's ``tol`` (off by default)."""
     frame_init: str = "warped"
     """Where frames after the first start: ``warped`` (the previous output warped by the flow, disoccluded pixels
     from the content, Adam's moments carried) or ``content`` (each frame on its own: the full schedule from the
     config's init, for comparison)."""
+    passes: int = 1
+    """Passes over the clip (Ruder et al. 2018, section 3.4): after the first (forward), alternately backward and
+    forward, each frame started from its last result blended with its neighbour's in the pass's direction (warped
+    onto it, where the flow is certain) and compared with it by the temporal term; passes never cross a cut. 1: one
+    pass."""
+    pass_steps: int = PASS_STEPS
+    """Steps for each frame in the passes after the first."""
     fps: Fraction | None = None
     """Frame rate of the output (None: the input's; a folder of frames has none: 24)."""
     keep_frames: bool = False
@@ -83,6 +97,17 @@ class VideoSettings:
             raise ConfigError(f"start = {self.start} is invalid: must be >= 0", key="start")
         if self.later_steps < 1:
             raise ConfigError(f"later_steps = {self.later_steps} is invalid: must be >= 1", key="later_steps")
+        if isinstance(self.passes, bool) or not isinstance(self.passes, int) or self.passes < 1:
+            raise ConfigError(f"passes = {self.passes!r} is invalid: give a whole number of passes, 1 or more (1: one "
+                              "forward pass)", key="passes")
+        if self.pass_steps < 1:
+            raise ConfigError(f"pass_steps = {self.pass_steps} is invalid: must be >= 1", key="pass_steps")
+        if self.loop and self.passes > 1:
+            raise ConfigError(f"passes = {self.passes} with loop: a looped clip has its own second pass over the seam; "
+                              "use one or the other", key="passes")
+        if self.later_tol is not None and not 0 <= self.later_tol < 1:
+            raise ConfigError(f"later_tol = {self.later_tol} is invalid: give a fraction from 0 to 1, e.g. 0.01",
+                              key="later_tol")
         if self.flow not in FLOWS:
             raise ConfigError(f"flow = {self.flow!r} is invalid: choose one of {', '.join(FLOWS)}", key="flow")
         if self.frame_init not in INITS:
@@ -109,8 +134,15 @@ class VideoSettings:
         """What changes the pixels of a frame that is already written (a rerun must match it to continue; taking
         more frames, another rate or keeping the frames does not)."""
         d = self.to_dict()
-        for k in ("frames", "fps", "keep_frames") if not self.loop else ("fps", "keep_frames"):  # a loop's seam
-            d.pop(k)  # joins its last frame to its first: more frames change the frames already written
+        # a loop's seam joins its last frame to its first, a backward pass runs from the last: more frames change the
+        # frames already written
+        for k in ("frames", "fps", "keep_frames") if not self.loop and self.passes == 1 else ("fps", "keep_frames"):
+            d.pop(k)
+        if self.passes == 1:  # nor do the settings of passes that do not run (a clip started before they were
+            d.pop("passes")  # settings continues)
+            d.pop("pass_steps")
+        if self.later_tol is None:
+            d.pop("later_tol")
         return d
 
 

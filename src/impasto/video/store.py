@@ -64,8 +64,9 @@ class FrameStore:
             done = self._done(old, hashes)
         self.manifest = {"settings": settings, "inputs": hashes, "frames": (old or {}).get("frames", [])[:done],
                          "status": "running"}
-        if old is not None and done == len(hashes) and old.get("seam"):  # a looped clip whose seam is done
-            self.manifest["seam"] = old["seam"]
+        for key in ("seam", "passes"):  # a looped clip's seam, the passes after the first: how far they went
+            if old is not None and done == len(hashes) and old.get(key):
+                self.manifest[key] = old[key]
         self.write_manifest()
         return done
 
