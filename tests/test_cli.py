@@ -275,7 +275,7 @@ def test_config_flags_round_trip_every_field():
         preserve_color="luminance", tile_size=64, precision="fp32", checkpoint=True, save_every=3, max_pixels=1000,
         masks=("sky.png", "bridge.png"), keep_mask="face.png", style_masks=("none", "part.png"), mask_rule="inside",
         mask_feather=0.02, size_side="short", adam_beta2=0.999, style_fit="stretch", neighbour_mix=0.5,
-        neighbour_refresh=4, neighbour_rotations=True, padding="replicate-first", strength=0.6,
+        neighbour_refresh=4, neighbour_rotations=True, padding="reflect", strength=0.6,
         print_size="4x3in@40dpi", bit_depth=16, background="#102030", neighbour_rarity=1.5)
     words = config_flags(cfg.to_dict())
     # mask_colors is the other way to give masks: it cannot be set with them

@@ -235,7 +235,8 @@ def test_sweep_writes_sheet_plots_and_report(reference: impasto.SweepResult) -> 
     for f in ("sheet.png", "report.md", "report.html", "sweep.json", "plots/loss-total.png", "plots/loss-total.svg",
               "plots/loss-content.svg", "plots/loss-style.png"):
         assert (out / f).is_file() and (out / f).stat().st_size > 0, f
-    assert not (out / "plots/loss-tv.png").exists()  # tv is 0 everywhere: no empty plot
+    assert (out / "plots/loss-tv.png").is_file()  # the default tv_weight is on: its term is plotted
+    assert not (out / "plots/loss-temporal.png").exists()  # temporal is 0 everywhere for stills: no empty plot
     md, page = (out / "report.md").read_text(), (out / "report.html").read_text()
     for v in reference.variants:
         assert v.name in md and v.name in page
