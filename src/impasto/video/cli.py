@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -52,24 +53,19 @@ def _fps(text: str) -> Fraction:
     return value
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be >= 0")
-    return value
+def _whole(least: int) -> Callable[[str], int]:
+    """An argparse type: a whole number, ``least`` or more."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, {least} or more")
+        return value
 
-def _at_least_one(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, 1 or more") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, 1 or more")
-    return value
+    return parse
 
 
 def _fraction(text: str) -> float:
@@ -118,7 +114,7 @@ def add_parser(subparsers: Any) -> None:
         "-o", "--output", required=True, help="a video file (.mp4, .mov, .mkv, .webm, .avi, .gif: by extension; the "
         "recipe beside it in OUTPUT.json) or a folder for PNG frames (frame_000000.png, ...; video.json)")
     v.add_argument("--frames", type=int, metavar="N", help="take N frames [default: all]")
-    v.add_argument("--start", type=_positive, default=0, metavar="S", help="the first frame to take, from 0 "
+    v.add_argument("--start", type=_whole(0), default=0, metavar="S", help="the first frame to take, from 0 "
                    "[default: 0]")
     v.add_argument("--long-term", type=_long_term, default=(1,), metavar="J,J,...",
                    help="earlier frames the temporal loss compares with, as distances (1: the previous frame; "
@@ -129,10 +125,10 @@ def add_parser(subparsers: Any) -> None:
     v.add_argument("--later-tol", type=_fraction, metavar="F",
                    help="stop a later frame early once its loss improves by less than this fraction over 20 steps "
                    "[default: off]")
-    v.add_argument("--passes", type=_at_least_one, default=1, metavar="N",
+    v.add_argument("--passes", type=_whole(1), default=1, metavar="N",
                    help="passes over the clip: after the first, alternately backward and forward, each frame started "
                    "from its result blended with its neighbour's (Ruder et al. 2018) [default: 1]")
-    v.add_argument("--pass-steps", type=_at_least_one, default=PASS_STEPS, metavar="N",
+    v.add_argument("--pass-steps", type=_whole(1), default=PASS_STEPS, metavar="N",
                    help=f"steps for each frame in the passes after the first [default: {PASS_STEPS}]")
     v.add_argument("--frame-init", choices=INITS, default="warped",
                    help="later frames start from the previous result warped (warped) or each on its own from "
