@@ -559,8 +559,8 @@ def test_readme_sweep_example_runs(tmp_path: Path, inputs: dict[str, Path], monk
     page = root / "docs" / "how-to" / "sweeps.md"
     blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.DOTALL)
     code = next(b for b in blocks if "impasto.sweep(" in b)
-    assert "size=128, steps=100" in code
-    code = code.replace("size=128, steps=100", "size=32, steps=2, progress=False")
+    assert "size=128, fast_forward=10" in code
+    code = code.replace("size=128, fast_forward=10", "size=32, steps=20, fast_forward=10, progress=False")
     (tmp_path / "examples").mkdir()
     shutil.copy(root / "examples" / "report.toml", tmp_path / "examples" / "report.toml")
     for name, src in (("photo.jpg", "content"), ("style.jpg", "style"), ("style2.jpg", "style2")):

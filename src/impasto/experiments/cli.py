@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 EXAMPLES = """examples:
-  impasto sweep examples/report.toml --content photo.jpg --style starry.jpg scream.jpg --size 128 --steps 100
+  impasto sweep examples/report.toml --content photo.jpg --style starry.jpg scream.jpg --size 128 --fast-forward 10
   impasto sweep study.toml -o study/              rerun: skips finished variants, continues interrupted ones
   impasto sweep study.toml --force                start every variant afresh
   impasto sweep study.toml --dry-run              list the variants and their batches; run nothing
@@ -51,6 +51,9 @@ def add_parser(subparsers: Any) -> None:
                    help="style image(s); variants choose weights with style_blend [default: the file's styles]")
     for name, text in FLAGS.items():
         p.add_argument(f"--{name}", metavar=name.upper(), help=text)
+    p.add_argument("--fast-forward", type=int, metavar="K",
+                   help="a quick look at a long study: each variant runs 1/K of its steps at K times its learning "
+                   "rate (Adam only; what differs between variants stays), e.g. 10")
     p.add_argument("--force", action="store_true", help="rerun every variant, even finished ones")
     p.add_argument("--batch", type=int, metavar="N", help="at most N variants per batch (1: one after another)")
     p.add_argument("--refresh", type=float, default=30.0, metavar="SECONDS",
@@ -75,7 +78,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     experiment = load_experiment(args.experiment, **({"max_variants": args.max_variants}
                                                      if args.max_variants is not None else {}))
     if args.dry_run:
-        return _dry_run(experiment.with_overrides(**overrides))
+        planned = experiment.with_overrides(**overrides)
+        return _dry_run(planned if args.fast_forward is None else planned.fast_forwarded(args.fast_forward))
     stop = StopToken()
     from ..cli import install_stop  # the same Ctrl-C handling as impasto stylize
     from .cluster import executor_from_args, spread
@@ -86,7 +90,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     try:
         result = sweep(experiment, content=args.content, styles=args.styles, output=args.output, force=args.force,
                        max_batch=max_batch, stop=stop, progress=not args.quiet, refresh=args.refresh,
-                       executor=executor, **overrides)
+                       executor=executor, fast_forward=args.fast_forward, **overrides)
     finally:
         restore()
         if executor is not None:

@@ -100,9 +100,9 @@ def command(result: SweepResult) -> str:
     exp = result.experiment
     parts = ["impasto", "sweep", str(exp.path) if exp.path else f"{exp.name}.toml",
              "--content", result.content.name, "--style", *[s.name for s in result.styles]]
-    for key in ("size", "steps"):
+    for key in ("size", "steps", "fast_forward"):
         if key in result.overrides:
-            parts += [f"--{key}", str(result.overrides[key])]
+            parts += [f"--{key.replace('_', '-')}", str(result.overrides[key])]
     parts += ["-o", str(result.output)]
     return shlex.join(parts)
 

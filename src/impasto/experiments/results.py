@@ -98,7 +98,7 @@ class SweepResult:
     variants: list[VariantResult]
     content: LoadedImage = field(repr=False)
     styles: list[LoadedImage] = field(repr=False)
-    overrides: dict[str, Any] = field(default_factory=dict)  # settings applied to every variant (--size, --steps)
+    overrides: dict[str, Any] = field(default_factory=dict)  # settings applied to every variant (--size, --steps, --fast-forward)
     status: Status = "running"  # then done | cancelled | failed: see ``sweep_status``
     elapsed: float = 0.0
     files: dict[str, Path] = field(default_factory=dict)
