@@ -15,12 +15,13 @@ from .keyframes import parse_keyframes
 FLOWS = ("dis", "farneback")
 INITS = ("warped", "content")
 # Steps for each frame after the first, at the final scale only, warm-started from the previous frame's output
-# warped (measured in bench/video.py: the warm start begins near a stylised image, so a quarter of a cold start's
-# steps reach the same style distance).
-LATER_STEPS = 50
+# warped. 20, with temporal_weight 300 (StyleConfig's default), measured as consistent as 50 with 100 and the same
+# style distance within 2%, at 2.3-2.5x the frames per CPU-minute (bench/video.py, bench/README.md "Video"): the
+# stronger temporal pull holds what the fewer steps would let wander.
+LATER_STEPS = 20
 # Steps for each frame in the passes after the first (``passes``): each starts from its own result blended with its
-# neighbour's, already near where the pass moves it, so fewer than a later frame's 50. Not yet measured: bench/drift.py
-# --pass-steps compares values (bench/README.md).
+# neighbour's, already near where the pass moves it: as many as a later frame's. bench/drift.py measured a second pass
+# of 6 steps after 6-step later frames (64 px, 200 frames): a quarter of the luminance drift for 1.9x the CPU.
 PASS_STEPS = 20
 
 
