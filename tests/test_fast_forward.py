@@ -14,6 +14,7 @@ import impasto
 from impasto.cli import main
 from impasto.errors import ConfigError
 from impasto.experiments import load_experiment
+from impasto.experiments.quick import fast_forwarded
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +44,7 @@ steps = 8
 
 def test_report_toml_keeps_its_trains_ratios() -> None:
     example = load_experiment(ROOT / "examples" / "report.toml")
-    quick = example.fast_forwarded(10)
+    quick = fast_forwarded(example, 10)
     t1, t4 = quick["train1"].config, quick["train4"].config
     assert (t1.steps, t1.lr) == (100, 0.03) and (t4.steps, t4.lr) == (200, 0.01)  # 1000 @ 0.003, 2000 @ 0.001
     assert t4.steps / t1.steps == example["train4"].config.steps / example["train1"].config.steps
@@ -54,7 +55,7 @@ def test_report_toml_keeps_its_trains_ratios() -> None:
     # Each note says what ran where it states a value that changed (the sheet's first line).
     assert quick["train1"].note.startswith("[ran steps = 100, not 1000, lr = 0.03, not 0.003] baseline"), quick["train1"].note
     assert quick["train4"].note.startswith("[ran steps = 200, not 2000, lr = 0.01, not 0.001] lr 0.001"), quick["train4"].note
-    assert example.fast_forwarded(1) is example
+    assert fast_forwarded(example, 1) is example
 
 
 def test_every_schedule_field_is_cut_and_never_to_zero(tmp_path: Path) -> None:
@@ -62,7 +63,7 @@ def test_every_schedule_field_is_cut_and_never_to_zero(tmp_path: Path) -> None:
     p.write_text(TINY.replace('first_steps = "none"\n', "first_steps = 7\n").replace(
         'start_size = "none"\n', "start_size = 16\n") + '\n[[variant]]\nname = "listed"\nscale_steps = "9,3,1"\n',
         encoding="utf-8")
-    quick = load_experiment(p).fast_forwarded(3)
+    quick = fast_forwarded(load_experiment(p), 3)
     assert quick["plain"].config.steps == 2 and quick["plain"].config.first_steps == 3  # ceil(4/3), ceil(7/3)
     assert quick["slow"].config.steps == 3 and quick["slow"].config.lr == pytest.approx(0.015)
     assert quick["listed"].config.scale_steps == (3, 1, 1)  # ceil(9/3), ceil(3/3), ceil(1/3) = 1, not 0
@@ -72,14 +73,14 @@ def test_every_schedule_field_is_cut_and_never_to_zero(tmp_path: Path) -> None:
 def test_a_bad_factor_is_one_line(bad: object) -> None:
     example = load_experiment(ROOT / "examples" / "report.toml")
     with pytest.raises(ConfigError, match=r"fast_forward = .* is invalid: give a whole number, 1 or more"):
-        example.fast_forwarded(bad)  # type: ignore[arg-type]
+        fast_forwarded(example, bad)  # type: ignore[arg-type]
 
 
 def test_lbfgs_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     p = tmp_path / "exp.toml"
     p.write_text(TINY + '\n[[variant]]\nname = "classic"\noptimizer = "lbfgs"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="variant 'classic' runs L-BFGS: run it without --fast-forward"):
-        load_experiment(p).fast_forwarded(2)
+        fast_forwarded(load_experiment(p), 2)
     assert main(["sweep", str(p), "--dry-run", "--fast-forward", "2"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "runs L-BFGS" in err

@@ -79,7 +79,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                                      if args.max_variants is not None else {}))
     if args.dry_run:
         planned = experiment.with_overrides(**overrides)
-        return _dry_run(planned if args.fast_forward is None else planned.fast_forwarded(args.fast_forward))
+        from .quick import fast_forwarded
+
+        return _dry_run(planned if args.fast_forward is None else fast_forwarded(planned, args.fast_forward))
     stop = StopToken()
     from ..cli import install_stop  # the same Ctrl-C handling as impasto stylize
     from .cluster import executor_from_args, spread

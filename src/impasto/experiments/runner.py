@@ -34,6 +34,7 @@ from ..io.images import LoadedImage, load_image
 from ..io.locks import lock_folder
 from ..progress import SweepBars, announce, work_left
 from .executors import Batch, BatchOutcome, Executor, LocalExecutor
+from .quick import fast_forwarded
 from .report import publish
 from .results import SweepResult, SweepStep, VariantResult, sweep_status
 from .spec import MAX_VARIANTS, Experiment, differences, load_experiment, slug
@@ -62,7 +63,7 @@ def sweep(
 
     ``content``/``styles`` default to the file's ``[experiment]`` inputs; keyword overrides (``size=128,
     steps=100``) apply to the base and every variant; then ``fast_forward=10`` runs each variant in a tenth of its
-    steps at ten times its learning rate (Adam only: a quick look at a long study, ``Experiment.fast_forwarded``).
+    steps at ten times its learning rate (Adam only: a quick look at a long study, ``quick.fast_forwarded``).
     Results go to ``output`` (default ``study/<file stem>``).
     A rerun skips finished variants and continues interrupted ones; ``force=True`` reruns everything.
     ``max_batch`` caps how many variants share a batch (1: one after another). ``callback(event)`` sees every step
@@ -79,7 +80,7 @@ def sweep(
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment, max_variants=max_variants)
     exp = exp.with_overrides(**overrides)
     if fast_forward is not None:
-        exp = exp.fast_forwarded(fast_forward)
+        exp = fast_forwarded(exp, fast_forward)
     if max_batch is not None and max_batch < 1:
         raise ConfigError(f"max_batch = {max_batch} is invalid: give 1 or more (1 runs the variants one by one)")
     c_img, s_imgs = _inputs(exp, content, styles)
