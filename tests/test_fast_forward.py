@@ -15,20 +15,11 @@ from impasto.cli import main
 from impasto.errors import ConfigError
 from impasto.experiments import load_experiment
 from impasto.experiments.quick import fast_forwarded
+from test_experiments import BASE
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY = """\
-[experiment]
-title = "tiny study"
-
-[base]
-size = 32
-start_size = "none"
-first_steps = "none"
-steps = 4
-lr = 0.01
-device = "cpu"
+TINY = BASE + """lr = 0.01
 
 [[variant]]
 name = "plain"

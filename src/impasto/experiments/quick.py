@@ -8,7 +8,7 @@ import math
 
 from ..config import StyleConfig
 from ..errors import ConfigError
-from .spec import Experiment, _overridden
+from .spec import Experiment, overridden
 
 
 def fast_forwarded(exp: Experiment, factor: int) -> Experiment:
@@ -34,5 +34,5 @@ def fast_forwarded(exp: Experiment, factor: int) -> Experiment:
                            first_steps=None if cfg.first_steps is None else fewer(cfg.first_steps),
                            scale_steps=None if cfg.scale_steps is None else tuple(fewer(n) for n in cfg.scale_steps))
 
-    variants = tuple(_overridden(v, faster(v.config)) for v in exp.variants)
+    variants = tuple(overridden(v, faster(v.config)) for v in exp.variants)
     return dataclasses.replace(exp, base=faster(exp.base), variants=variants)

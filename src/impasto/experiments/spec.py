@@ -87,7 +87,7 @@ class Experiment:
         if unknown:
             raise ConfigError(f"unknown setting {unknown[0]!r}{suggest(unknown[0], FIELD_NAMES)}", key=unknown[0])
         base = self.base.replace(**changes)
-        variants = tuple(_overridden(v, v.config.replace(**changes)) for v in self.variants)
+        variants = tuple(overridden(v, v.config.replace(**changes)) for v in self.variants)
         return dataclasses.replace(self, base=base, variants=variants)
 
     def __getitem__(self, name: str) -> Variant:
@@ -98,7 +98,7 @@ class Experiment:
         raise KeyError(f"no variant {name!r}{suggest(name, names)}")
 
 
-def _overridden(v: Variant, cfg: StyleConfig) -> Variant:
+def overridden(v: Variant, cfg: StyleConfig) -> Variant:
     """``v`` on ``cfg``; where an override replaced a value that the variant set itself or that its note states
     (train4's "2000 steps" under --steps 100), the note first says what ran: it is the sheet's first line."""
     def said(x: Any) -> str:
